@@ -1,0 +1,4 @@
+"""`python -m trimpomdp` runs the command-line interface."""
+from trimpomdp.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Command-line interface: ``trimpomdp COMMAND``; see :mod:`trimpomdp.cli.main`."""

@@ -1,0 +1,52 @@
+"""Exception types raised by trimpomdp.
+
+Every error a user can cause is a :class:`TrimpomdpError`; the CLI turns these into one line and
+exit code 2.
+"""
+from __future__ import annotations
+
+from os import PathLike
+
+
+class TrimpomdpError(Exception):
+    """Base class of every error trimpomdp raises on purpose."""
+
+
+class InputError(TrimpomdpError, ValueError):
+    """Bad user input: a file, a field or an argument that is not what was expected.
+
+    Carries the location (``path:line: field``) so the message points at the exact place.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | PathLike[str] | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.field = field
+        self.reason = message
+        loc = ""
+        if self.path is not None:
+            loc = self.path + (f":{line}" if line is not None else "") + ": "
+        elif line is not None:
+            loc = f"line {line}: "
+        if field is not None:
+            loc += f"field '{field}': "
+        super().__init__(loc + message)
+
+
+class NotFittedError(TrimpomdpError, AttributeError):
+    """An estimator was used before ``fit``."""
+
+
+class SolverError(TrimpomdpError, RuntimeError):
+    """A solver or belief update could not produce a valid result (e.g. zero evidence)."""
+
+
+class BackendError(TrimpomdpError, RuntimeError):
+    """A model server or PRM backend failed or is unreachable."""

@@ -1,0 +1,1 @@
+"""POMDP models: the TRIM model and (see tabular / cassandra) generic discrete POMDPs."""
