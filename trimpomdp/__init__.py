@@ -4,7 +4,7 @@ Imports only numpy/scipy/scikit-learn at top level; torch and HTTP clients load 
 """
 __version__ = "0.1.0"
 
-from trimpomdp.data.schema import Correctness, StepTrace  # noqa: E402
+from trimpomdp.data.schema import Correctness, RouteAction, StepTrace  # noqa: E402
 from trimpomdp.errors import (  # noqa: E402
     BackendError,
     InputError,
@@ -14,5 +14,5 @@ from trimpomdp.errors import (  # noqa: E402
 )
 from trimpomdp.model import TrimModel, load_model  # noqa: E402
 
-__all__ = ["BackendError", "Correctness", "InputError", "NotFittedError", "SolverError",
+__all__ = ["BackendError", "Correctness", "InputError", "NotFittedError", "RouteAction", "SolverError",
            "StepTrace", "TrimModel", "TrimpomdpError", "__version__", "load_model"]

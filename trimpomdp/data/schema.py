@@ -113,3 +113,15 @@ class LabelledObservations:
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
+
+
+class RouteAction(IntEnum):
+    """Router decision for the current step."""
+
+    CONTINUE = 0  #: keep the weak model's draft
+    REGENERATE = 1  #: have the strong model rewrite this step
+
+    @property
+    def label(self) -> str:
+        """'continue' or 'regenerate'."""
+        return self.name.lower()
