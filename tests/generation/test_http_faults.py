@@ -1,0 +1,141 @@
+"""Retries, timeouts and back-off of the HTTP layer against a real misbehaving local server."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("httpx", reason="httpx is needed by the HTTP backends (trimpomdp[live])")
+
+from faulty_server import FaultyServer  # noqa: E402
+
+from trimpomdp.errors import BackendError, InputError  # noqa: E402
+from trimpomdp.generation._http import JSONClient, RetryPolicy  # noqa: E402
+from trimpomdp.generation.openai_compat import OpenAICompletionsBackend  # noqa: E402
+from trimpomdp.generation.prm_vllm import VLLMPoolingPRM  # noqa: E402
+from trimpomdp.generation.prompting import generation_messages  # noqa: E402
+from trimpomdp.generation.protocols import SamplingParams  # noqa: E402
+
+FAST = RetryPolicy(retries=2, timeout=2.0, backoff=0.01, max_backoff=0.02)
+SAMPLING = SamplingParams(max_tokens=32)
+
+
+def _step(url: str, retry: RetryPolicy = FAST) -> tuple:
+    async def go():
+        b = OpenAICompletionsBackend(url, name="weak", api="chat", retry=retry)
+        try:
+            out = await b.generate_step(generation_messages("What is 2+3?", []), stop=["\n\n"],
+                                        sampling=SAMPLING)
+            return out, b.http.n_requests, b.http.n_retries
+        finally:
+            await b.aclose()
+    return asyncio.run(go())
+
+
+def test_500s_are_retried_then_succeed():
+    with FaultyServer() as srv:
+        srv.inject("/v1/chat/completions", "500", "500")
+        out, n_req, n_retry = _step(srv.url)
+        assert srv.state.hits["/v1/chat/completions"] == 3 and n_retry == 2
+    assert out.text == "Step 0 of weak (good)." and out.tokens == 5 and out.stopped_on_stop
+
+
+def test_persistent_500_raises_backend_error_after_all_attempts():
+    with FaultyServer() as srv:
+        srv.inject("/v1/chat/completions", *["500"] * 5)
+        with pytest.raises(BackendError, match=r"failed after 3 attempts: HTTP 500"):
+            _step(srv.url)
+        assert srv.state.hits["/v1/chat/completions"] == 3
+
+
+def test_timeout_is_retried_and_reported():
+    slow = RetryPolicy(retries=1, timeout=0.3, backoff=0.01)
+    with FaultyServer() as srv:
+        srv.inject("/v1/chat/completions", "sleep:1.0")
+        out, _, n_retry = _step(srv.url, slow)  # the second attempt is fast
+        assert out.tokens == 5 and n_retry == 1
+        srv.inject("/v1/chat/completions", "sleep:1.0", "sleep:1.0")
+        with pytest.raises(BackendError, match="timed out after 0.3 s"):
+            _step(srv.url, slow)
+
+
+def test_connection_closed_mid_response_is_retried():
+    with FaultyServer() as srv:
+        srv.inject("/v1/chat/completions", "close")
+        out, n_req, n_retry = _step(srv.url)
+        assert out.tokens == 5 and n_retry == 1
+        srv.inject("/v1/chat/completions", "close", "close", "close")
+        with pytest.raises(BackendError, match="connection failed"):
+            _step(srv.url)
+
+
+def test_non_json_body_is_retried():
+    with FaultyServer() as srv:
+        srv.inject("/v1/chat/completions", "garbage")
+        _, _, n_retry = _step(srv.url)
+    assert n_retry == 1
+
+
+def test_client_errors_fail_at_once_without_retry():
+    with FaultyServer() as srv:
+        srv.inject("/v1/chat/completions", "400")
+        with pytest.raises(BackendError, match="rejected with HTTP 400"):
+            _step(srv.url)
+        assert srv.state.hits["/v1/chat/completions"] == 1
+
+
+def test_refused_connection_names_the_server():
+    async def go():
+        c = JSONClient("http://127.0.0.1:9", retry=RetryPolicy(retries=0, timeout=1.0))
+        try:
+            await c.check_health()
+        finally:
+            await c.aclose()
+    with pytest.raises(BackendError, match=r"no OpenAI-compatible server answers at "
+                                           r"http://127.0.0.1:9"):
+        asyncio.run(go())
+
+
+def test_semaphore_bounds_requests_in_flight():
+    async def go(url):
+        c = JSONClient(url, concurrency=2, retry=FAST)
+        peak = 0
+
+        async def one():
+            nonlocal peak
+            await c.get("/v1/models")
+        orig = c._client.request
+
+        async def tracked(*a, **k):
+            nonlocal peak
+            peak = max(peak, 2 - c.semaphore._value)
+            return await orig(*a, **k)
+        c._client.request = tracked
+        await asyncio.gather(*(one() for _ in range(8)))
+        await c.aclose()
+        return peak
+    with FaultyServer(delay=0.0) as srv:
+        srv.inject("/v1/models", *["sleep:0.05"] * 8)
+        assert asyncio.run(go(srv.url)) == 2
+
+
+def test_bad_settings_are_input_errors():
+    with pytest.raises(InputError, match="'retries' parameter"):
+        RetryPolicy(retries=-1)
+    with pytest.raises(InputError, match="must start with http"):
+        JSONClient("localhost:8000")
+
+
+def test_prm_left_truncates_long_inputs_as_score_one():
+    async def go(url):
+        prm = VLLMPoolingPRM(url, retry=FAST)
+        try:
+            steps = [f"step {i}" for i in range(9)] + ["a bad step"]
+            return await prm.score_steps("q", steps)
+        finally:
+            await prm.aclose()
+    with FaultyServer(tag="prm") as srv:
+        scores = asyncio.run(go(srv.url))
+    assert len(scores) == 10
+    assert scores[:4] == [1.0] * 4  # dropped leading steps count as 1.0 (the release's rule)
+    assert scores[4:9] == pytest.approx([0.9] * 5) and scores[9] == pytest.approx(0.1)

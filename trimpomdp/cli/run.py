@@ -1,0 +1,84 @@
+"""``trimpomdp run``: live step-routed generation against model servers, with resume.
+
+Re-running the same command on the same ``--out`` folder finishes the remaining problems only.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+_DATASETS = {"math500": "math500/test.jsonl"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weak", required=True, metavar="URL", help="weak model server (OpenAI API)")
+    p.add_argument("--strong", metavar="URL", help="strong model server (OpenAI API)")
+    p.add_argument("--prm", metavar="URL|self", help="vLLM /pooling PRM server URL, or 'self' to "
+                   "score steps by the strong model's log-probabilities")
+    p.add_argument("--dataset", default="math500", help="'math500' or a problems JSONL path")
+    p.add_argument("--policy", required=True, metavar="SPEC", help="e.g. thr:0.3, pomdp:FILE, "
+                   "weak, strong")
+    p.add_argument("--model", metavar="FILE", help="TRIM model file for belief policies")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (created/resumed)")
+    p.add_argument("--limit", type=int, help="first N problems only")
+    p.add_argument("--concurrency", type=int, default=8, help="problems in flight (default 8)")
+    p.add_argument("--server-concurrency", type=int, help="requests in flight per server "
+                   "(default: --concurrency)")
+    p.add_argument("--max-steps", type=int, default=30)
+    p.add_argument("--max-step-tokens", type=int, default=2048)
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=20)
+    p.add_argument("--seed", type=int, help="sampling seed sent to the servers")
+    p.add_argument("--weak-tokenizer", metavar="DIR", help="weak model's tokenizer (default: the "
+                   "server's model folder when local, else the chat endpoint renders)")
+    p.add_argument("--strong-tokenizer", metavar="DIR")
+    p.add_argument("--api", choices=("auto", "completions", "chat"), default="auto")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
+    p.add_argument("--retries", type=int, default=3, help="retries per request")
+    p.add_argument("--score-strong-steps", action="store_true",
+                   help="pass the strong step's PRM score to the router (release: off)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run the problems recorded as failed again")
+
+
+def _dataset_path(name: str) -> Path:
+    from trimpomdp.errors import InputError
+    from trimpomdp.resources import shared_data_dir
+
+    if name in _DATASETS:
+        root = shared_data_dir()
+        if root is None or not (root / _DATASETS[name]).exists():
+            raise InputError(f"dataset '{name}' needs ../shared/data/{_DATASETS[name]} (or set "
+                             "TRIMPOMDP_SHARED_DATA); or pass a problems JSONL path")
+        return root / _DATASETS[name]
+    return Path(name)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trimpomdp.data.problems import read_problems
+    from trimpomdp.generation.live import LiveRunConfig, run_live
+
+    problems = read_problems(_dataset_path(args.dataset))
+    cfg = LiveRunConfig(
+        weak_url=args.weak, strong_url=args.strong, prm=args.prm, policy=args.policy,
+        model=args.model, dataset=args.dataset, limit=args.limit, concurrency=args.concurrency,
+        server_concurrency=args.server_concurrency or args.concurrency, max_steps=args.max_steps,
+        max_step_tokens=args.max_step_tokens, temperature=args.temperature, top_p=args.top_p,
+        top_k=args.top_k, seed=args.seed, weak_tokenizer=args.weak_tokenizer,
+        strong_tokenizer=args.strong_tokenizer, api=args.api, timeout=args.timeout,
+        retries=args.retries, score_strong_steps=args.score_strong_steps)
+
+    def progress(rec: dict) -> None:
+        status = rec["status"] if rec["status"] != "ok" else f"ok correct={rec.get('correct')}"
+        print(f"{rec['problem_id']}: {status} steps={rec.get('n_steps', '-')} "
+              f"strong_tokens={rec.get('strong_tokens', '-')}"
+              + (f" reason={rec['reason']}" if rec["status"] != "ok" else ""), file=sys.stderr)
+
+    summary = asyncio.run(run_live(problems, cfg, Path(args.out), retry_failed=args.retry_failed,
+                                   on_record=progress))
+    print(json.dumps(summary, indent=1))
+    return 0

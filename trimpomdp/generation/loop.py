@@ -1,0 +1,309 @@
+"""The live TRIM loop: weak draft → PRM score → route → (strong rewrite) per step, many problems
+concurrently.
+
+Each problem is one asyncio task (no lock-step batches); the backends bound the requests in
+flight per server. A finished problem becomes one run-log record; a problem whose server calls
+fail after their retries becomes a ``failed`` record with the reason, and the run goes on.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trimpomdp.data.problems import Problem
+from trimpomdp.data.schema import RouteAction
+from trimpomdp.errors import InputError, TrimpomdpError
+from trimpomdp.generation.prompting import (
+    STEP_SEPARATOR,
+    generation_messages,
+    is_final_step,
+    is_punctuation_only,
+)
+from trimpomdp.generation.protocols import GenerationBackend, PRMScorer, Router, SamplingParams
+from trimpomdp.generation.runlog import RunLog
+
+MAX_STEPS = 30
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopConfig:
+    """Limits and sampling of the step loop (defaults: the release's)."""
+
+    max_steps: int = MAX_STEPS
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    strong_sampling: SamplingParams | None = None
+    stop: tuple[str, ...] = (STEP_SEPARATOR,)
+    #: punctuation-only drafts are dropped and the model asked again, at most this many times
+    max_empty_retries: int = 3
+    #: pass the strong step's PRM score to the router (off: it counts as 1.0, as the release does)
+    score_strong_steps: bool = False
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.max_steps <= MAX_STEPS):
+            raise InputError(f"The 'max_steps' parameter of LoopConfig must be an int in "
+                             f"[1, {MAX_STEPS}]. Got {self.max_steps!r} instead.")
+        if self.max_empty_retries < 0:
+            raise InputError(f"The 'max_empty_retries' parameter of LoopConfig must be >= 0. "
+                             f"Got {self.max_empty_retries!r} instead.")
+
+
+# ---------------------------------------------------------------------------------- grading
+def extract_boxed(text: str) -> str | None:
+    """Content of the last balanced ``\\boxed{...}`` in ``text`` (None if there is none)."""
+    start = text.rfind("\\boxed{")
+    while start != -1:
+        i, depth = start + len("\\boxed{"), 1
+        j = i
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        if depth == 0:
+            return text[i:j - 1]
+        start = text.rfind("\\boxed{", 0, start)
+    return None
+
+
+def grade(answer: str | None, gold: str) -> bool | None:
+    """Mathematical equivalence of an extracted answer and the gold answer (math-verify)."""
+    if answer is None:
+        return False
+    try:
+        from trimpomdp.evaluation.grading import is_equivalent  # the project's grader, if present
+    except ImportError:
+        is_equivalent = None
+    if is_equivalent is not None:
+        return bool(is_equivalent(answer, gold))
+    try:
+        from math_verify import parse, verify
+    except ImportError:
+        return None  # no grader installed: correctness stays unknown
+    try:
+        return bool(verify(parse(f"${gold}$"), parse(f"${answer}$")))
+    except Exception:  # noqa: BLE001 - math-verify raises many types on odd LaTeX
+        return _norm(answer) == _norm(gold)
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"\s+|\\!|\\,|\\left|\\right|\$", "", s)
+
+
+# ---------------------------------------------------------------------------------- one problem
+async def solve_problem(problem: Problem, weak: GenerationBackend,
+                        strong: GenerationBackend | None, prm: PRMScorer | None,
+                        router: Router | None, config: LoopConfig | None = None) -> dict[str, Any]:
+    """Run the step loop on one problem; returns its run-log record (raises on backend failure).
+
+    ``router=None`` continues every step and ``prm=None`` skips scoring: weak-only generation,
+    the baseline of the overhead benchmark.
+    """
+    cfg = config or LoopConfig()
+    strong_sampling = cfg.strong_sampling or cfg.sampling
+    t_start = time.perf_counter()
+    timing = {"weak_s": 0.0, "strong_s": 0.0, "prm_s": 0.0, "route_s": 0.0}
+    if router is not None:
+        router.reset()
+    steps: list[str] = []
+    records: list[dict[str, Any]] = []
+    weak_tokens = strong_tokens = discarded = empty_drafts = 0
+    end_reason = "max_steps"
+    prev_regenerated = False
+    t = 0
+    while t < cfg.max_steps:
+        messages = generation_messages(problem.question, steps)
+        t0 = time.perf_counter()
+        draft = await weak.generate_step(messages, stop=cfg.stop, sampling=cfg.sampling)
+        timing["weak_s"] += time.perf_counter() - t0
+        weak_tokens += draft.tokens
+        if draft.stopped_on_stop and is_punctuation_only(draft.text):
+            empty_drafts += 1
+            discarded += draft.tokens
+            if empty_drafts <= cfg.max_empty_retries:
+                continue  # the release drops such steps and asks the model to go on
+            end_reason = "empty_steps"
+            break
+        if not draft.text.strip():  # the weak model ended the solution (EOS / length) with nothing
+            discarded += draft.tokens
+            end_reason = draft.finish_reason
+            break
+        final = is_final_step(draft.text, draft.stopped_on_stop) or t == cfg.max_steps - 1
+        rec: dict[str, Any] = {"step": t, "draft": draft.text, "draft_tokens": draft.tokens,
+                               "draft_finish": draft.finish_reason}
+        score = 1.0
+        if prm is not None:
+            t0 = time.perf_counter()
+            scores = await prm.score_steps(problem.question, [*steps, draft.text])
+            timing["prm_s"] += time.perf_counter() - t0
+            score = float(scores[-1])
+            rec["score"] = score
+            rec["prefix_scores"] = [float(s) for s in scores[:-1]]
+            if prev_regenerated and cfg.score_strong_steps and router is not None and hasattr(
+                    router, "observe_regenerated"):
+                router.observe_regenerated(float(scores[-2]))
+        action = RouteAction.CONTINUE
+        if router is not None:
+            t0 = time.perf_counter()
+            dec = router.decide(score, max(1, draft.tokens), t, final=final)
+            timing["route_s"] += time.perf_counter() - t0
+            action = RouteAction(int(dec.action))
+            belief = getattr(dec, "belief", None)
+            q = getattr(dec, "q", None)
+            rec.update(action=action.label,
+                       belief=None if belief is None else _to_list(belief),
+                       q=None if q is None else [float(x) for x in q],
+                       reason=getattr(dec, "reason", None))
+        else:
+            rec["action"] = action.label
+        text, source = draft.text, "weak"
+        if action is RouteAction.REGENERATE:
+            if strong is None:
+                raise InputError("the router asked to regenerate but no strong backend is set")
+            t0 = time.perf_counter()
+            out = await strong.generate_step(messages, stop=cfg.stop, sampling=strong_sampling)
+            timing["strong_s"] += time.perf_counter() - t0
+            strong_tokens += out.tokens
+            discarded += draft.tokens
+            text, source = out.text, "strong"
+            final = is_final_step(out.text, out.stopped_on_stop) or t == cfg.max_steps - 1
+            rec.update(strong=out.text, strong_tokens=out.tokens, strong_finish=out.finish_reason)
+        prev_regenerated = action is RouteAction.REGENERATE
+        rec.update(text=text, source=source, final=final)
+        records.append(rec)
+        steps.append(text)
+        t += 1
+        if final:
+            end_reason = "final_step"
+            break
+    solution = STEP_SEPARATOR.join(steps)
+    answer = extract_boxed(solution)
+    timing["total_s"] = time.perf_counter() - t_start
+    return {
+        "problem_id": problem.problem_id, "status": "ok", "gold": problem.answer,
+        "answer": answer, "correct": grade(answer, problem.answer),
+        "n_steps": len(steps), "n_regenerated": sum(r["source"] == "strong" for r in records),
+        "weak_tokens": weak_tokens, "strong_tokens": strong_tokens,
+        "discarded_weak_tokens": discarded, "empty_drafts": empty_drafts,
+        "end_reason": end_reason, "steps": records, "solution": solution,
+        "router": getattr(router, "summary", lambda: None)() if router is not None else None,
+        "timing": timing,
+    }
+
+
+def _to_list(belief: Any) -> Any:
+    for attr in ("to_list", "tolist"):
+        if hasattr(belief, attr):
+            return getattr(belief, attr)()
+    return list(belief) if isinstance(belief, Iterable) else belief
+
+
+def failure_record(problem: Problem, exc: BaseException, seconds: float) -> dict[str, Any]:
+    """The run-log record of a problem that could not be finished."""
+    reason = str(exc) if isinstance(exc, TrimpomdpError) else f"{type(exc).__name__}: {exc}"
+    return {"problem_id": problem.problem_id, "status": "failed", "gold": problem.answer,
+            "reason": reason, "error_type": type(exc).__name__,
+            "timing": {"total_s": seconds}}
+
+
+# ---------------------------------------------------------------------------------- many problems
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStats:
+    """What one call of :func:`run_problems` did."""
+
+    skipped: int
+    finished: int
+    failed: int
+    seconds: float
+
+
+async def run_problems(problems: Sequence[Problem], *, weak: GenerationBackend,
+                       strong: GenerationBackend | None, prm: PRMScorer | None,
+                       router_factory: Callable[[], Router] | None, runlog: RunLog,
+                       concurrency: int = 8, config: LoopConfig | None = None,
+                       on_record: Callable[[dict[str, Any]], None] | None = None) -> RunStats:
+    """Solve every problem that the run log does not hold yet, ``concurrency`` at a time.
+
+    Each finished problem is appended (and fsynced) as soon as it is done, so a killed run
+    resumes where it stopped; a problem is never written twice.
+    """
+    if concurrency < 1:
+        raise InputError(f"The 'concurrency' parameter must be an int >= 1. Got {concurrency!r} "
+                         "instead.")
+    ids = [p.problem_id for p in problems]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise InputError(f"problem ids must be unique. Got {dup!r} twice.")
+    done = runlog.finished_ids
+    todo = [p for p in problems if p.problem_id not in done]
+    sem = asyncio.Semaphore(concurrency)
+    counts = {"ok": 0, "failed": 0}
+    t0 = time.perf_counter()
+
+    async def one(problem: Problem) -> None:
+        async with sem:
+            ts = time.perf_counter()
+            try:
+                rec = await solve_problem(problem, weak, strong, prm,
+                                          router_factory() if router_factory else None, config)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure is recorded, the run goes on
+                rec = failure_record(problem, exc, time.perf_counter() - ts)
+            runlog.append(rec)
+            counts[rec["status"]] += 1
+            if on_record is not None:
+                on_record(rec)
+
+    await asyncio.gather(*(one(p) for p in todo))
+    return RunStats(skipped=len(problems) - len(todo), finished=counts["ok"],
+                    failed=counts["failed"], seconds=time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------------- routers
+class _ThresholdRouter:
+    """Stand-in for ``trimpomdp.controller.StepRouter`` when the policy package is absent."""
+
+    def __init__(self, k: float) -> None:
+        self.k = k
+        self.n = 0
+
+    def reset(self) -> None:
+        self.n = 0
+
+    def decide(self, score: float, tokens: int, step: int, final: bool = False) -> Any:
+        from types import SimpleNamespace
+
+        act = RouteAction.REGENERATE if score < self.k else RouteAction.CONTINUE
+        self.n += int(act)
+        return SimpleNamespace(action=act, belief=None, q=None,
+                               reason=f"score {score:.3g} {'<' if act else '>='} k={self.k:g}")
+
+
+def router_factory(spec: str, model: Any = None) -> Callable[[], Router]:
+    """A factory of fresh per-problem routers for a policy spec (``thr:K``, ``weak``, ``strong``,
+    ``pomdp:FILE``, ...), via ``trimpomdp.policies.spec.make_router`` when it is available."""
+    try:
+        from trimpomdp.policies.spec import make_router
+    except ImportError:
+        make_router = None
+    if make_router is not None:
+        make_router(spec, model)  # validate the spec once, up front
+        return lambda: make_router(spec, model)
+    s = spec.strip().lower()
+    if s in ("weak", "strong"):
+        k = 0.0 if s == "weak" else 1.1  # 'strong' regenerates every step, score 1.0 included
+        return lambda: _ThresholdRouter(k)
+    if s.startswith("thr:"):
+        try:
+            k = float(s[4:])
+        except ValueError:
+            k = float("nan")
+        if not (0.0 <= k <= 1.0):
+            raise InputError(f"policy 'thr:K' needs K in [0, 1]. Got {spec!r} instead.",
+                             field="policy")
+        return lambda: _ThresholdRouter(k)
+    raise InputError(f"policy must be 'weak', 'strong' or 'thr:K' (trimpomdp.policies.spec is not "
+                     f"installed, so other specs are unavailable). Got {spec!r} instead.",
+                     field="policy")
