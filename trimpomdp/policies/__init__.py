@@ -1,0 +1,11 @@
+"""Routing policies behind one interface (:class:`trimpomdp.controller.RoutePolicy`).
+
+Light imports only: the torch-based TRIM-Agg / TRIM-Seq live in ``policies.learned`` and load
+torch lazily. Build any policy from a spec string with :func:`trimpomdp.policies.spec.make_router`.
+"""
+from trimpomdp.policies.baselines import (OracleQueryPolicy, QueryLevelPolicy, RandomPolicy,
+                                          StrongOnlyPolicy, WeakOnlyPolicy)
+from trimpomdp.policies.threshold import ThresholdPolicy
+
+__all__ = ["OracleQueryPolicy", "QueryLevelPolicy", "RandomPolicy", "StrongOnlyPolicy",
+           "ThresholdPolicy", "WeakOnlyPolicy"]
