@@ -81,3 +81,29 @@ def test_fit_em_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "both correct and wrong" in err
     assert not (tmp_path / "o.json").exists()
+
+
+def test_fit_em_output_plugs_into_the_solver(trace_file, tmp_path, capsys):
+    from trimpomdp.pomdp.trim import TrimPOMDP
+    from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
+
+    out = tmp_path / "em.json"
+    assert main(["fit-em", "--traces", str(trace_file), "--out", str(out), "--n-init", "1",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    policy = FiniteHorizonSolver().solve(TrimPOMDP(model=load_model(out), lam=0.25))
+    q = policy.q_values(3, 60, [0.6, 0.1, 0.3])
+    assert q.shape == (2,) and np.all(np.isfinite(q))
+    # a step believed surely wrong-but-recoverable is worth regenerating at this λ
+    assert policy.action(3, 60, [0.0, 0.0, 1.0]) == 1
+    assert policy.action(3, 60, [1.0, 0.0, 0.0]) == 0
+
+
+def test_fit_em_output_through_solve_command(trace_file, tmp_path, capsys):
+    pytest.importorskip("trimpomdp.cli.solve", reason="`solve` command not in this checkout")
+    out = tmp_path / "em.json"
+    assert main(["fit-em", "--traces", str(trace_file), "--out", str(out), "--n-init", "1",
+                 "--no-progress"]) == 0
+    assert main(["solve", "--lambda", "0.25", "--model", str(out), "--out",
+                 str(tmp_path / "policy.json")]) == 0
+    assert (tmp_path / "policy.json").exists()
