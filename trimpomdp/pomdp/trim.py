@@ -114,5 +114,6 @@ class TrimPOMDP:
         terminal = np.zeros(S, dtype=bool)
         terminal[end] = True
         return TabularPOMDP(T=T, O=Obs, R=R, discount=m.discount, b0=b0, terminal=terminal,
-                            states=tuple(names), actions=("continue", "regenerate"),
-                            observations=tuple([f"o{i}" for i in range(m.n_obs)] + ["end"]))
+                            state_names=tuple(names), action_names=("continue", "regenerate"),
+                            observation_names=tuple([f"o{i}" for i in range(m.n_obs)] + ["end"]),
+                            name=f"trim_lam{self.lam:g}_t{step}_n{n0:g}{'_final' if final else ''}")
