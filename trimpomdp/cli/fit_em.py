@@ -1,4 +1,4 @@
-"""`trimpomdp fit-em`: outcome-labelled traces -> TRIM model fitted by EM (no step labels needed)."""
+"""`trimpomdp fit-em`: outcome-labelled traces -> TRIM model fitted by EM (no step labels)."""
 from __future__ import annotations
 
 import argparse

@@ -355,8 +355,8 @@ class LatentClassObservationModel(BaseObservationModel):
         finals = []
         for r in range(int(self.n_init)):
             probs, p, eps = self._init(batch, k, rng)
-            res = self._em(batch, k, probs, p, eps, np.zeros((N_CLASSES, 2)) if bws is None else bws,
-                           r, callback)
+            stage1 = np.zeros((N_CLASSES, 2)) if bws is None else bws
+            res = self._em(batch, k, probs, p, eps, stage1, r, callback)
             finals.append(res["hist"][-1])
             if best is None or res["hist"][-1] > best["hist"][-1]:
                 best = res
@@ -420,7 +420,7 @@ class LatentClassObservationModel(BaseObservationModel):
 
     def to_trim_model(self, base: "TrimModel | None" = None, *, role: str = "weak",
                       name: str | None = None, source: str | None = None) -> "TrimModel":
-        """A TRIM model: this P(o | c), the fitted accuracy as ``p_<role>``, the rest from ``base``."""
+        """A TRIM model: this P(o | c), the fitted accuracy as ``p_<role>``, rest from ``base``."""
         return em_trim_model(self, base, role=role, name=name, source=source)
 
     def to_dict(self) -> dict[str, Any]:
