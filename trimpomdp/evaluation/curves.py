@@ -53,3 +53,45 @@ def references_from_runs(weak: Any, strong: Any, oracle: Any = None) -> Referenc
 def sort_points(points: Sequence[CurvePoint]) -> list[CurvePoint]:
     """Points in increasing cost."""
     return sorted(points, key=lambda p: p.strong_tokens)
+
+
+def family(spec: str) -> str:
+    """Curve a policy spec belongs to: its kind (``thr``, ``pomdp``, …; agg/seq per kind)."""
+    return spec.partition(":")[0]
+
+
+def spec_param(spec: str) -> float | None:
+    """The numeric argument of a spec (k, λ, p), if any."""
+    try:
+        return float(spec.partition(":")[2])
+    except ValueError:
+        return None
+
+
+def evaluate_specs(specs: Sequence[str], *, n: int = 2000, seed: int = 0, model: Any = None,
+                   simulator: Any = None, progress: bool = False
+                   ) -> tuple[dict[str, list[CurvePoint]], References, list[dict[str, Any]]]:
+    """Simulate every policy spec on the same problems; curves per family, references, rows.
+
+    Weak-only, strong-only and the oracle are always run for the reference lines.
+    """
+    from trimpomdp.evaluation.metrics import metrics_row
+    from trimpomdp.policies.spec import make_router
+    from trimpomdp.sim import load_simulator, simulate
+
+    if not specs:
+        raise InputError("give at least one policy spec.", field="policies")
+    sim = simulator if simulator is not None else load_simulator()
+    sc = sim.scenario(n, seed)
+    runs = {s: simulate(make_router(s, model, record=False), sc) for s in
+            ("weak", "strong", "oracle")}
+    ref = references_from_runs(runs["weak"], runs["strong"], runs["oracle"])
+    curves: dict[str, list[CurvePoint]] = {}
+    for s in specs:
+        res = simulate(make_router(s, model, record=False), sc, progress=progress)
+        param = spec_param(s)
+        if param is None and hasattr(res, "policy") and "λ=" in res.policy:
+            param = float(res.policy.split("λ=")[1])
+        curves.setdefault(family(s), []).append(point_from_run(res, param, family(s)))
+    rows = [metrics_row(name, sort_points(pts), ref) for name, pts in curves.items()]
+    return curves, ref, rows

@@ -1,0 +1,28 @@
+"""`trimpomdp train-agg`: train a TRIM-Agg (or --seq: TRIM-Seq) PPO policy in the simulator."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lambda", dest="lam", type=float, required=True,
+                   help="cost per strong token (reward 100 per correct answer, as the POMDP)")
+    p.add_argument("--out", required=True, help="checkpoint file (JSON)")
+    p.add_argument("--iterations", type=int, default=150)
+    p.add_argument("--episodes", type=int, default=512, help="episodes per PPO iteration")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seq", action="store_true", help="train TRIM-Seq (GRU) instead")
+
+
+def run(args: argparse.Namespace) -> int:
+    from trimpomdp.policies.learned import PPOConfig, train_ppo
+
+    cfg = PPOConfig(lam=args.lam, iterations=args.iterations, episodes_per_iter=args.episodes,
+                    seed=args.seed)
+    pol = train_ppo("seq" if args.seq else "agg", args.lam, config=cfg, progress=True)
+    pol.save(args.out)
+    last = pol.w.info["curve"][-1]
+    print(json.dumps({"out": args.out, "policy": pol.name, "episodes": pol.w.info["episodes"],
+                      "seconds": round(pol.w.info["seconds"], 1), "last_iteration": last}))
+    return 0

@@ -1,0 +1,401 @@
+"""Learned routers trained with PPO in the simulator: TRIM-Agg (MLP) and TRIM-Seq (GRU).
+
+Objective (one policy per λ): reward R·[final answer correct] − λ·(strong tokens), with R the
+model's reward (100), so λ means the same as in the POMDP; internally rewards are divided by R.
+
+* **TRIM-Agg** — actor-critic MLPs (hidden 64, tanh) on the release's five features: current
+  score, min of previous scores, product of previous scores, tokens / 300, step / 30. The previous
+  scores follow :class:`~trimpomdp.controller.StepRouter`'s bookkeeping (a regenerated step
+  counts as 1.0), so the features at training and deployment are identical.
+* **TRIM-Seq** — a one-layer GRU (hidden 32) over the per-step inputs (score, tokens / 300,
+  step / 30, previous action), with actor and critic heads on its state.
+
+PPO: Adam 3e-4, clip 0.2, GAE λ 0.95, γ = 1 (release values), entropy bonus 0.01. Training needs
+torch (imported inside the functions); the trained policies run in plain numpy, so routing never
+loads torch. Deployment is greedy (argmax of the actor's logits).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from trimpomdp._io import check_envelope, envelope, read_json, write_json
+from trimpomdp.belief import Belief
+from trimpomdp.controller import BaseRoutePolicy, StepContext
+from trimpomdp.data.schema import RouteAction
+from trimpomdp.errors import InputError
+
+KIND = "learned_policy"
+_C, _R = RouteAction.CONTINUE, RouteAction.REGENERATE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PPOConfig:
+    """PPO hyper-parameters (defaults: the release's where it gives them)."""
+
+    lam: float
+    reward: float = 100.0
+    hidden: int = 64
+    gru_hidden: int = 32
+    lr: float = 3e-4
+    clip: float = 0.2
+    gae_lambda: float = 0.95
+    gamma: float = 1.0
+    iterations: int = 150
+    episodes_per_iter: int = 512
+    epochs: int = 4
+    minibatch_episodes: int = 128
+    entropy_coef: float = 0.01
+    value_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lam, bool) or not (isinstance(self.lam, (int, float))
+                                              and math.isfinite(self.lam) and self.lam >= 0):
+            raise InputError(f"The 'lam' parameter must be a float in the range [0, inf). Got "
+                             f"{self.lam!r} instead.", field="lam")
+        for name in ("hidden", "gru_hidden", "iterations", "episodes_per_iter", "epochs",
+                     "minibatch_episodes"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError(f"The '{name}' parameter must be an integer >= 1. Got {v!r} "
+                                 "instead.", field=name)
+        if not (0 < self.lr < 1 and 0 < self.clip < 1 and 0 <= self.gae_lambda <= 1
+                and 0 < self.gamma <= 1 and self.reward > 0):
+            raise InputError("lr, clip in (0, 1), gae_lambda in [0, 1], gamma in (0, 1] and "
+                             "reward > 0 are required.", field="lr")
+
+
+# ---------------------------------------------------------------- numpy inference policies
+def _mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    for i, (W, b) in enumerate(layers):
+        x = x @ W.T + b
+        if i < len(layers) - 1:
+            x = np.tanh(x)
+    return x
+
+
+def agg_features(score: float, min_prev: float, prod_prev: float, tokens: float, step: float
+                 ) -> list[float]:
+    """The release's five TRIM-Agg features."""
+    return [score, min_prev, prod_prev, tokens / 300.0, step / 30.0]
+
+
+@dataclass(eq=False)
+class _Weights:
+    kind: str
+    lam: float
+    actor: list[tuple[np.ndarray, np.ndarray]]
+    critic: list[tuple[np.ndarray, np.ndarray]]
+    gru: dict[str, np.ndarray] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class AggPolicy(BaseRoutePolicy):
+    """TRIM-Agg at deployment: the actor MLP on the five features, greedy, numpy only."""
+
+    uses_belief = False
+
+    def __init__(self, weights: _Weights) -> None:
+        self.w = weights
+        self.lam = weights.lam
+        self.name = f"agg:λ={weights.lam:g}"
+
+    def logits(self, ctx: StepContext) -> np.ndarray:
+        """Actor logits (continue, regenerate) at ``ctx``."""
+        x = np.array(agg_features(ctx.score, ctx.min_prev, ctx.prod_prev, ctx.tokens, ctx.step))
+        return _mlp(x, self.w.actor)
+
+    def route(self, ctx: StepContext, belief: Belief | None
+              ) -> tuple[RouteAction, tuple[float, float], str]:
+        lg = self.logits(ctx)
+        act = _R if lg[1] > lg[0] else _C
+        return act, (float(lg[0]), float(lg[1])), f"agg logits=({lg[0]:.3g}, {lg[1]:.3g})"
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the checkpoint as versioned JSON (atomically)."""
+        _save(self.w, path)
+
+
+def _gru_step(x: np.ndarray, h: np.ndarray, g: dict[str, np.ndarray]) -> np.ndarray:
+    """One PyTorch-convention GRU step (gates r, z, n)."""
+    gi = g["w_ih"] @ x + g["b_ih"]
+    gh = g["w_hh"] @ h + g["b_hh"]
+    H = h.shape[0]
+    r = 1.0 / (1.0 + np.exp(-(gi[:H] + gh[:H])))
+    z = 1.0 / (1.0 + np.exp(-(gi[H:2 * H] + gh[H:2 * H])))
+    n = np.tanh(gi[2 * H:] + r * gh[2 * H:])
+    return (1.0 - z) * n + z * h
+
+
+def seq_input(score: float, tokens: float, step: float, prev_action: int) -> list[float]:
+    """TRIM-Seq's per-step input."""
+    return [score, tokens / 300.0, step / 30.0, float(prev_action)]
+
+
+class SeqPolicy(BaseRoutePolicy):
+    """TRIM-Seq at deployment: GRU state over the steps so far, greedy, numpy only."""
+
+    uses_belief = False
+
+    def __init__(self, weights: _Weights) -> None:
+        self.w = weights
+        self.lam = weights.lam
+        self.name = f"seq:λ={weights.lam:g}"
+        self._h = np.zeros(weights.gru["w_hh"].shape[1])
+        self._t = 0
+
+    def start(self, info: Mapping[str, Any] | None = None) -> None:
+        self._h = np.zeros_like(self._h)
+        self._t = 0
+
+    def route(self, ctx: StepContext, belief: Belief | None
+              ) -> tuple[RouteAction, tuple[float, float], str]:
+        if ctx.step != self._t:
+            raise InputError(f"SeqPolicy must see every step in order. Got step {ctx.step}, "
+                             f"expected {self._t}.", field="step")
+        prev = ctx.history[-1][2] if ctx.history else 0
+        self._h = _gru_step(np.array(seq_input(ctx.score, ctx.tokens, ctx.step, prev)), self._h,
+                            self.w.gru)
+        self._t += 1
+        lg = _mlp(self._h, self.w.actor)
+        act = _R if lg[1] > lg[0] else _C
+        return act, (float(lg[0]), float(lg[1])), f"seq logits=({lg[0]:.3g}, {lg[1]:.3g})"
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the checkpoint as versioned JSON (atomically)."""
+        _save(self.w, path)
+
+
+def _save(w: _Weights, path: str | os.PathLike[str]) -> None:
+    write_json(path, envelope(KIND, {
+        "type": w.kind, "lam": w.lam, "config": w.config, "info": w.info,
+        "actor": [[W.tolist(), b.tolist()] for W, b in w.actor],
+        "critic": [[W.tolist(), b.tolist()] for W, b in w.critic],
+        "gru": {k: v.tolist() for k, v in w.gru.items()}}))
+
+
+def load_learned_policy(path: str | os.PathLike[str], expect: str | None = None
+                        ) -> AggPolicy | SeqPolicy:
+    """Load a TRIM-Agg / TRIM-Seq checkpoint (``expect``: 'agg' or 'seq' to check the type)."""
+    doc = check_envelope(read_json(path), KIND, path)
+    try:
+        kind = doc["type"]
+        w = _Weights(kind=kind, lam=float(doc["lam"]),
+                     actor=[(np.asarray(W, float), np.asarray(b, float)) for W, b in doc["actor"]],
+                     critic=[(np.asarray(W, float), np.asarray(b, float))
+                             for W, b in doc["critic"]],
+                     gru={k: np.asarray(v, float) for k, v in doc.get("gru", {}).items()},
+                     config=dict(doc.get("config", {})), info=dict(doc.get("info", {})))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"malformed learned-policy checkpoint ({exc})", path=path) from None
+    if kind not in ("agg", "seq") or (expect is not None and kind != expect):
+        raise InputError(f"checkpoint type must be {expect or 'agg or seq'!r}. Got {kind!r} "
+                         "instead.", path=path, field="type")
+    return AggPolicy(w) if kind == "agg" else SeqPolicy(w)
+
+
+# ---------------------------------------------------------------- PPO training (torch, lazy)
+def _build_net(kind: str, cfg: PPOConfig) -> Any:
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            H = cfg.hidden
+            if kind == "agg":
+                self.gru = None
+                d = 5
+            else:
+                self.gru = nn.GRU(4, cfg.gru_hidden, batch_first=True)
+                d = cfg.gru_hidden
+            self.actor = nn.Sequential(nn.Linear(d, H), nn.Tanh(), nn.Linear(H, H), nn.Tanh(),
+                                       nn.Linear(H, 2))
+            self.critic = nn.Sequential(nn.Linear(d, H), nn.Tanh(), nn.Linear(H, H), nn.Tanh(),
+                                        nn.Linear(H, 1))
+            with torch.no_grad():  # start near "continue" with small logits
+                self.actor[-1].weight.mul_(0.01)
+                self.actor[-1].bias.zero_()
+
+        def forward(self, x: Any, h: Any = None) -> tuple[Any, Any, Any]:
+            if self.gru is not None:
+                x, h = self.gru(x, h)
+            return self.actor(x), self.critic(x).squeeze(-1), h
+
+    return Net()
+
+
+def _export(net: Any, kind: str, cfg: PPOConfig, info: dict[str, Any]) -> _Weights:
+    def lin(seq: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(m.weight.detach().double().numpy().copy(), m.bias.detach().double().numpy()
+                 .copy()) for m in seq if hasattr(m, "weight")]
+
+    gru = {}
+    if kind == "seq":
+        gru = {"w_ih": net.gru.weight_ih_l0, "w_hh": net.gru.weight_hh_l0,
+               "b_ih": net.gru.bias_ih_l0, "b_hh": net.gru.bias_hh_l0}
+        gru = {k: v.detach().double().numpy().copy() for k, v in gru.items()}
+    return _Weights(kind=kind, lam=cfg.lam, actor=lin(net.actor), critic=lin(net.critic),
+                    gru=gru, config=asdict(cfg), info=info)
+
+
+def _collect(net: Any, kind: str, sc: Any, rng: Any) -> dict[str, Any]:
+    """One batch of episodes on scenario ``sc`` with the stochastic policy."""
+    import torch
+
+    from trimpomdp.sim import T_MAX, rollout
+
+    n = sc.n
+    F = 5 if kind == "agg" else 4
+    X = np.zeros((n, T_MAX, F), np.float32)
+    A = np.zeros((n, T_MAX), np.int64)
+    LP = np.zeros((n, T_MAX), np.float32)
+    V = np.zeros((n, T_MAX), np.float32)
+    mask = np.zeros((n, T_MAX), bool)
+    min_prev, prod_prev = np.ones(n), np.ones(n)
+    prev_a = np.zeros(n)
+    h = torch.zeros(1, n, net.gru.hidden_size) if kind == "seq" else None
+    for_cost = np.zeros((n, T_MAX))
+
+    def act(t: int, idx: np.ndarray, score: np.ndarray, tok: np.ndarray, final: np.ndarray
+            ) -> np.ndarray:
+        nonlocal h
+        if kind == "agg":
+            x = np.column_stack([score, min_prev[idx], prod_prev[idx], tok / 300.0,
+                                 np.full(idx.size, t / 30.0)])
+        else:
+            x = np.column_stack([score, tok / 300.0, np.full(idx.size, t / 30.0), prev_a[idx]])
+        X[idx, t] = x
+        with torch.no_grad():
+            xt = torch.as_tensor(x, dtype=torch.float32)
+            if kind == "seq":
+                logits, v, hn = net(xt[:, None, :], h[:, idx])
+                h[:, idx] = hn
+                logits, v = logits[:, 0], v[:, 0]
+            else:
+                logits, v, _ = net(xt)
+            p = torch.softmax(logits, -1).numpy()
+        a = (rng.random(idx.size) < p[:, 1]).astype(np.int64)
+        A[idx, t] = a
+        LP[idx, t] = np.log(np.where(a == 1, p[:, 1], p[:, 0]) + 1e-12)
+        V[idx, t] = v.numpy()
+        mask[idx, t] = True
+        for_cost[idx, t] = np.where(a == 1, sc.n_s[idx, t], 0)
+        keep = a == 0
+        min_prev[idx] = np.where(keep, np.minimum(min_prev[idx], score), min_prev[idx])
+        prod_prev[idx] = np.where(keep, prod_prev[idx] * score, prod_prev[idx])
+        prev_a[idx] = a
+        return a.astype(bool)
+
+    res = rollout(sc, act, kind)
+    return {"X": X, "A": A, "LP": LP, "V": V, "mask": mask, "cost": for_cost,
+            "correct": res.correct, "result": res}
+
+
+def _gae(batch: dict[str, Any], cfg: PPOConfig) -> tuple[np.ndarray, np.ndarray]:
+    from trimpomdp.sim import T_MAX
+
+    mask, V = batch["mask"], batch["V"]
+    r = -(cfg.lam / cfg.reward) * batch["cost"]
+    last = mask.sum(axis=1) - 1
+    r[np.arange(len(last)), last] += batch["correct"].astype(float)
+    adv = np.zeros_like(r)
+    nxt_adv = np.zeros(len(last))
+    nxt_v = np.zeros(len(last))
+    for t in range(T_MAX - 1, -1, -1):
+        m = mask[:, t]
+        delta = r[:, t] + cfg.gamma * nxt_v - V[:, t]
+        a = delta + cfg.gamma * cfg.gae_lambda * nxt_adv
+        adv[:, t] = np.where(m, a, 0.0)
+        nxt_adv = np.where(m, a, 0.0)
+        nxt_v = np.where(m, V[:, t], 0.0)
+    return adv, adv + V
+
+
+def train_ppo(kind: str, lam: float, *, simulator: Any = None, config: PPOConfig | None = None,
+              progress: bool = False) -> AggPolicy | SeqPolicy:
+    """Train TRIM-Agg (``kind="agg"``) or TRIM-Seq (``"seq"``) for ``lam`` in the simulator.
+
+    Each iteration draws fresh problems (seed = config.seed·10⁶ + iteration). Returns the greedy
+    numpy policy; ``policy.w.info`` holds the learning curve.
+    """
+    if kind not in ("agg", "seq"):
+        raise InputError(f"kind must be 'agg' or 'seq'. Got {kind!r} instead.", field="kind")
+    import torch
+    from tqdm.auto import tqdm
+
+    from trimpomdp.sim import load_simulator
+
+    cfg = config if config is not None else PPOConfig(lam=lam)
+    if config is not None and config.lam != lam:
+        cfg = PPOConfig(**{**asdict(config), "lam": lam})
+    sim = simulator if simulator is not None else load_simulator()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    net = _build_net(kind, cfg)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    curve = []
+    t0 = time.time()
+    for it in tqdm(range(cfg.iterations), disable=not progress, desc=f"PPO {kind} λ={lam:g}"):
+        sc = sim.scenario(cfg.episodes_per_iter, cfg.seed * 1_000_000 + it)
+        batch = _collect(net, kind, sc, rng)
+        adv, ret = _gae(batch, cfg)
+        res = batch["result"]
+        curve.append({"iteration": it, "accuracy": res.accuracy,
+                      "strong_tokens": res.mean_strong_tokens,
+                      "return": float(np.mean(res.correct) - cfg.lam / cfg.reward
+                                      * res.mean_strong_tokens)})
+        m = batch["mask"]
+        a_all = adv[m]
+        adv_n = (adv - a_all.mean()) / (a_all.std() + 1e-8)
+        T = lambda x, dt=torch.float32: torch.as_tensor(x, dtype=dt)  # noqa: E731
+        X, A, LP = T(batch["X"]), T(batch["A"], torch.int64), T(batch["LP"])
+        ADV, RET, M = T(adv_n), T(ret), T(m, torch.bool)
+        n = X.shape[0]
+        for _ in range(cfg.epochs):
+            perm = rng.permutation(n)
+            for s in range(0, n, cfg.minibatch_episodes):
+                j = torch.as_tensor(perm[s:s + cfg.minibatch_episodes])
+                logits, v, _ = net(X[j])
+                mm = M[j]
+                logp_all = torch.log_softmax(logits, -1)
+                lp = logp_all.gather(-1, A[j][..., None]).squeeze(-1)
+                ratio = torch.exp(lp - LP[j])
+                adv_j = ADV[j]
+                pg = -torch.min(ratio * adv_j, torch.clamp(ratio, 1 - cfg.clip, 1 + cfg.clip)
+                                * adv_j)
+                ent = -(logp_all.exp() * logp_all).sum(-1)
+                vl = (v - RET[j]) ** 2
+                loss = ((pg + cfg.value_coef * vl - cfg.entropy_coef * ent) * mm).sum() / \
+                    mm.sum().clamp(min=1)
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+                opt.step()
+    info = {"seconds": time.time() - t0, "curve": curve,
+            "episodes": cfg.iterations * cfg.episodes_per_iter}
+    w = _export(net, kind, cfg, info)
+    return AggPolicy(w) if kind == "agg" else SeqPolicy(w)
+
+
+def train_agg(lam: float, **kwargs: Any) -> AggPolicy:
+    """Train TRIM-Agg for ``lam`` (see :func:`train_ppo`)."""
+    return train_ppo("agg", lam, **kwargs)  # type: ignore[return-value]
+
+
+def train_seq(lam: float, **kwargs: Any) -> SeqPolicy:
+    """Train TRIM-Seq for ``lam`` (see :func:`train_ppo`)."""
+    return train_ppo("seq", lam, **kwargs)  # type: ignore[return-value]
+
+
+__all__ = ["AggPolicy", "PPOConfig", "SeqPolicy", "agg_features", "load_learned_policy",
+           "seq_input", "train_agg", "train_ppo", "train_seq"]
