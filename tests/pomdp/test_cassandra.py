@@ -107,7 +107,7 @@ HEADER = "discount: 0.9\nvalues: reward\nstates: a b\nactions: go\nobservations:
     ("values: reward\nstates: a b\nactions: go\nobservations: o\nT: go identity\n", 5,
      "missing 'discount:'"),
     ("discount: 0.9\nstates: a b\nobservations: o\nT: go identity\n", 4, "missing 'actions:'"),
-    (HEADER + "T: go\n0.5 0.4\n0 1\nO: go uniform\n", 6, "sums to 0.9; expected 1"),
+    (HEADER + "T: go\n0.5 0.4\n0 1\nO: go uniform\n", 7, "sums to 0.9; expected 1"),
     (HEADER + "T: go : a : c 1.0\n", 6, "unknown state 'c'"),
     (HEADER + "T: jump identity\n", 6, "unknown action 'jump'"),
     (HEADER + "T: go\n1 0\n0", 8, "expected 4 numbers .* ends after 3 .truncated"),

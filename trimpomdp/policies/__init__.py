@@ -9,3 +9,8 @@ from trimpomdp.policies.threshold import ThresholdPolicy
 
 __all__ = ["OracleQueryPolicy", "QueryLevelPolicy", "RandomPolicy", "StrongOnlyPolicy",
            "ThresholdPolicy", "WeakOnlyPolicy"]
+
+# generic discrete POMDPs (issue 8)
+from trimpomdp.policies.alpha_vector import AlphaVectorPolicy  # noqa: E402
+
+__all__ += ["AlphaVectorPolicy"]

@@ -366,6 +366,7 @@ def parse_cassandra(text: str, *, path: str = "<string>", name: str = "pomdp") -
                     o_line[np.ix_(a, spec[0])] = line
                 continue
             rows = spec[0] if spec else second.all()
+            row_lines = None
             if p.peek() == "uniform":
                 p.pos += 1
                 vals = np.full((len(rows), n3), 1.0 / n3)
@@ -379,16 +380,19 @@ def parse_cassandra(text: str, *, path: str = "<string>", name: str = "pomdp") -
                 what = (f"the {kind}: row (one value per "
                         f"{'state' if kind == 'T' else 'observation'})" if spec
                         else f"the {kind}: matrix ({len(rows)} x {n3})")
+                first = p.pos
                 if spec:  # one row, repeated for every state a '*' matches
                     vals = np.broadcast_to(p.numbers(n3, what), (len(rows), n3))
+                    row_lines = np.full(len(rows), p.lines[first])
                 else:
                     vals = p.numbers(len(rows) * n3, what).reshape(len(rows), n3)
+                    row_lines = np.asarray(p.lines[first:p.pos:n3])
             if kind == "T":
                 tstore.set(a, rows, second.all(), vals)
-                t_line[np.ix_(a, rows)] = line
+                t_line[np.ix_(a, rows)] = line if row_lines is None else row_lines
             else:
                 Oarr[np.ix_(a, rows, Ob.all())] = vals
-                o_line[np.ix_(a, rows)] = line
+                o_line[np.ix_(a, rows)] = line if row_lines is None else row_lines
             continue
         # R: a : s : s' : o  value | R: a : s : s' row | R: a : s matrix
         specs: list[list[int] | None] = []

@@ -1,0 +1,313 @@
+"""Value bounds for generic discrete POMDPs: QMDP, FIB, blind policies, sawtooth interpolation.
+
+Upper bounds (QMDP, the fast informed bound) and the blind-policy lower bound initialise the
+point-based solvers; :class:`SawtoothUpperBound` interpolates upper values between belief points.
+:class:`PreparedPOMDP` holds the per-action matrices (dense or sparse) every solver shares.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from trimpomdp.pomdp.tabular import TabularPOMDP
+
+#: models with more states, or sparser transitions, use scipy.sparse kernels.
+SPARSE_STATES = 400
+SPARSE_DENSITY = 0.1
+
+
+class PreparedPOMDP:
+    """Per-action transition / observation matrices of a POMDP, ready for vectorised backups.
+
+    Terminal states become zero-reward self-loops; rows are renormalised (files round to 1e-6).
+    """
+
+    def __init__(self, pomdp: TabularPOMDP) -> None:
+        m = pomdp.absorbing()
+        self.pomdp = m
+        self.S, self.A, self.nO = m.n_states, m.n_actions, m.n_observations
+        self.gamma = m.discount
+        self.R = m.R
+        self.O = m.O / m.O.sum(axis=-1, keepdims=True)
+        nnz = m.nnz_T()
+        self.sparse = m.is_sparse or self.S > SPARSE_STATES and nnz < SPARSE_DENSITY * self.A * \
+            self.S * self.S
+        self.T: list = []   # T[a] @ x
+        self.Tt: list = []  # Tt[a] @ b == b @ T[a]
+        for a in range(self.A):
+            t = m.T[a]
+            if self.sparse:
+                t = sp.csr_matrix(t)
+                rs = np.asarray(t.sum(axis=1)).ravel()
+                t = sp.diags(1.0 / rs) @ t
+                t = sp.csr_matrix(t)
+                self.T.append(t)
+                self.Tt.append(sp.csr_matrix(t.T))
+            else:
+                t = np.asarray(t, dtype=float)
+                t = t / t.sum(axis=1, keepdims=True)
+                self.T.append(t)
+                self.Tt.append(np.ascontiguousarray(t.T))
+        self.b0 = m.b0 / m.b0.sum()
+        # TO[a] stacks T[a] * O[a][:, o] for every o: (nO * S, S); used by FIB.
+        self._TO: list | None = None
+
+    def prior(self, b: np.ndarray, a: int) -> np.ndarray:
+        """Predicted next-state distribution b @ T[a]."""
+        return self.Tt[a] @ b
+
+    def successors(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All successors of ``b``: P[a, o] and unnormalised next beliefs J[a, o, s'].
+
+        ``J[a, o] / P[a, o]`` is the belief after doing a and seeing o.
+        """
+        J = np.empty((self.A, self.nO, self.S))
+        for a in range(self.A):
+            J[a] = (self.Tt[a] @ b)[None, :] * self.O[a].T
+        return J.sum(axis=2), J
+
+    def stacked_TO(self) -> list:
+        """[(nO * S, S)] per action: rows (o, s) hold T[a][s, :] * O[a][:, o]."""
+        if self._TO is None:
+            out = []
+            for a in range(self.A):
+                blocks = []
+                for o in range(self.nO):
+                    if self.sparse:
+                        blocks.append(self.T[a] @ sp.diags(self.O[a][:, o]))
+                    else:
+                        blocks.append(self.T[a] * self.O[a][:, o][None, :])
+                out.append(sp.vstack(blocks).tocsr() if self.sparse else np.vstack(blocks))
+            self._TO = out
+        return self._TO
+
+    def reward_bounds(self) -> tuple[float, float]:
+        """Trivial value bounds min R / (1 - γ), max R / (1 - γ) (γ < 1)."""
+        g = self.gamma
+        if g >= 1.0:
+            raise ValueError("trivial bounds need a discount < 1")
+        return float(self.R.min()) / (1 - g), float(self.R.max()) / (1 - g)
+
+
+def _deadline(seconds: float | None) -> float:
+    return np.inf if seconds is None else time.process_time() + seconds
+
+
+def qmdp_values(model: PreparedPOMDP, *, tol: float = 1e-6, max_iter: int = 100_000,
+                max_seconds: float | None = None) -> np.ndarray:
+    """Q_MDP(s, a) as an (A, S) array: the fully observable MDP's action values (upper bound).
+
+    Value iteration from the trivial upper bound, so every iterate is an upper bound.
+    """
+    _, hi = model.reward_bounds()
+    V = np.full(model.S, hi)
+    Q = np.empty((model.A, model.S))
+    end = _deadline(max_seconds)
+    g = model.gamma
+    for _ in range(max_iter):
+        for a in range(model.A):
+            Q[a] = model.R[a] + g * (model.T[a] @ V)
+        Vn = Q.max(axis=0)
+        delta = float(np.max(np.abs(Vn - V)))
+        V = Vn
+        if delta * g / (1 - g) < tol or time.process_time() > end:
+            break
+    return Q
+
+
+def fib_values(model: PreparedPOMDP, *, start: np.ndarray | None = None, tol: float = 1e-6,
+               max_iter: int = 100_000, max_seconds: float | None = None) -> np.ndarray:
+    """Fast informed bound Q_FIB(s, a) as an (A, S) array (Hauskrecht 2000), ≤ QMDP.
+
+    Iterated from ``start`` (default QMDP), an upper bound that the FIB operator only lowers.
+    """
+    Q = qmdp_values(model, tol=tol, max_seconds=max_seconds) if start is None else start.copy()
+    TO = model.stacked_TO()
+    end = _deadline(max_seconds)
+    g, S, nO = model.gamma, model.S, model.nO
+    Qt = np.ascontiguousarray(Q.T)  # (S, A)
+    for _ in range(max_iter):
+        Qn = np.empty_like(Q)
+        for a in range(model.A):
+            M = TO[a] @ Qt  # (nO*S, A)
+            Qn[a] = model.R[a] + g * M.reshape(nO, S, model.A).max(axis=2).sum(axis=0)
+        Qn = np.minimum(Qn, Q)  # keep the tighter bound (monotone anyway, guards round-off)
+        delta = float(np.max(np.abs(Qn - Q)))
+        Q = Qn
+        Qt = np.ascontiguousarray(Q.T)
+        if delta * g / (1 - g) < tol or time.process_time() > end:
+            break
+    return Q
+
+
+def blind_alphas(model: PreparedPOMDP, *, max_seconds: float | None = None) -> np.ndarray:
+    """Alpha vectors (A, S) of the blind policies "always do a" (a lower bound).
+
+    Solved exactly by a linear solve; falls back to value iteration from min R / (1 - γ).
+    """
+    g = model.gamma
+    out = np.empty((model.A, model.S))
+    lo, _ = model.reward_bounds()
+    for a in range(model.A):
+        try:
+            if model.sparse:
+                M = sp.identity(model.S, format="csc") - g * sp.csc_matrix(model.T[a])
+                x = spla.spsolve(M, model.R[a])
+            else:
+                x = np.linalg.solve(np.eye(model.S) - g * model.T[a], model.R[a])
+            if not np.all(np.isfinite(x)):
+                raise np.linalg.LinAlgError
+            # one backup pulls any round-off back below the true blind value's fixed point
+            out[a] = model.R[a] + g * (model.T[a] @ x) - 1e-9 * max(1.0, float(np.abs(x).max()))
+        except (np.linalg.LinAlgError, RuntimeError):
+            v = np.full(model.S, lo)
+            end = _deadline(max_seconds)
+            for _ in range(10_000):
+                vn = model.R[a] + g * (model.T[a] @ v)
+                if np.max(np.abs(vn - v)) < 1e-9 or time.process_time() > end:
+                    v = vn
+                    break
+                v = vn
+            out[a] = v
+    return out
+
+
+class SawtoothUpperBound:
+    """Upper bound from corner values and belief points, by sawtooth interpolation.
+
+    UB(b) = min(c·b, min_k c·b + φ_k(b) (v_k − c·b_k)), φ_k(b) = min_{s: b_k(s)>0} b(s)/b_k(s)
+    (Hauskrecht 2000; HSVI). Points are stored sparsely; evaluation is one vectorised pass.
+    """
+
+    def __init__(self, corner: np.ndarray) -> None:
+        self.corner = np.asarray(corner, dtype=float).copy()
+        self._idx: list[np.ndarray] = []
+        self._val: list[np.ndarray] = []
+        self.v = np.empty(0)
+        self.c = np.empty(0)
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self._idx)
+
+    def add(self, b: np.ndarray, value: float) -> int:
+        """Add the point (b, value); returns its key (for :meth:`update`)."""
+        idx = np.flatnonzero(b > 0)
+        val = b[idx]
+        self._idx.append(idx)
+        self._val.append(val)
+        self.v = np.append(self.v, value)
+        self.c = np.append(self.c, float(self.corner[idx] @ val))
+        self._cache = None
+        return len(self._idx) - 1
+
+    def set_corner(self, corner: np.ndarray) -> None:
+        """Replace the corner values with lower (tighter) ones."""
+        self.corner = np.minimum(self.corner, corner)
+        self.c = np.array([float(self.corner[i] @ v) for i, v in zip(self._idx, self._val)])
+
+    def update(self, key: int, value: float) -> None:
+        """Lower the value stored at point ``key``."""
+        if value < self.v[key]:
+            self.v[key] = value
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix]:
+        if self._cache is None:
+            S = self.corner.shape[0]
+            if self._idx:
+                lens = np.array([len(i) for i in self._idx])
+                starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+                idx = np.concatenate(self._idx)
+                val = np.concatenate(self._val)
+                rows = np.repeat(np.arange(len(lens)), lens)
+                pm = sp.csr_matrix((np.ones(idx.size), (idx, rows)), shape=(S, len(lens)))
+                self._cache = (idx, val, starts, lens, pm)
+            else:
+                self._cache = (np.empty(0, int), np.empty(0), np.empty(0, int),
+                               np.empty(0, int), sp.csr_matrix((S, 0)))
+        return self._cache
+
+    def values(self, B: np.ndarray) -> np.ndarray:
+        """Upper bound at each row of ``B`` (M, S) (dense beliefs).
+
+        Only points whose support lies inside a query's support can lower it (φ > 0); they are
+        found with one sparse product, then φ is computed for those pairs only.
+        """
+        B = np.atleast_2d(B)
+        base = B @ self.corner
+        if not self._idx:
+            return base
+        idx, val, starts, lens, pm = self._arrays()
+        gain = self.v - self.c  # < 0 for useful points
+        qb = sp.csr_matrix(B > 0, dtype=float)
+        counts = (qb @ pm).tocoo()                     # |supp(b_m) ∩ supp(b_k)|
+        hit = (counts.data == lens[counts.col]) & (gain[counts.col] < 0)
+        cm, ck = counts.row[hit], counts.col[hit]
+        if cm.size == 0:
+            return base
+        seg = lens[ck]
+        first = np.concatenate([[0], np.cumsum(seg)[:-1]])
+        pos = np.repeat(starts[ck] - first, seg) + np.arange(int(seg.sum()))
+        ratios = B[np.repeat(cm, seg), idx[pos]] / val[pos]
+        phi = np.minimum.reduceat(ratios, first)
+        corr = np.zeros(B.shape[0])
+        np.minimum.at(corr, cm, phi * gain[ck])
+        return base + corr
+
+    def value(self, b: np.ndarray) -> float:
+        """Upper bound at one belief."""
+        return float(self.values(b[None, :])[0])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BoundValues:
+    """Initial bounds of a POMDP: lower alpha vectors (blind) and upper Q values (FIB or QMDP)."""
+
+    lower_alphas: np.ndarray
+    lower_actions: np.ndarray
+    upper_Q: np.ndarray
+
+
+class QMDPSolver:
+    """QMDP: the MDP's Q values as alpha vectors (an upper bound on the POMDP value).
+
+    Acting on it is the classic QMDP heuristic policy.
+    """
+
+    def __init__(self, *, tol: float = 1e-6, max_seconds: float | None = None) -> None:
+        self.tol = tol
+        self.max_seconds = max_seconds
+
+    def _Q(self, model: PreparedPOMDP) -> np.ndarray:
+        return qmdp_values(model, tol=self.tol, max_seconds=self.max_seconds)
+
+    def solve_info(self, pomdp: TabularPOMDP):  # noqa: ANN201 - (AlphaVectorPolicy, SolveInfo)
+        """Solve; returns (policy, info) where info.upper is the bound at b0."""
+        from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
+        from trimpomdp.solvers.info import SolveInfo
+
+        t0 = time.process_time()
+        model = PreparedPOMDP(pomdp)
+        Q = self._Q(model)
+        pol = AlphaVectorPolicy(alphas=Q, actions=np.arange(model.A), pomdp=pomdp)
+        up = float((Q @ model.b0).max())
+        lo = blind_alphas(model)
+        low = float((lo @ model.b0).max())
+        secs = time.process_time() - t0
+        return pol, SolveInfo(seconds=secs, iterations=1, backups=0, n_alpha=model.A, lower=low,
+                              upper=up, gap_trace=((secs, low, up),), solver=type(self).__name__)
+
+    def solve(self, pomdp: TabularPOMDP):  # noqa: ANN201 - AlphaVectorPolicy
+        """Solve and return the policy."""
+        return self.solve_info(pomdp)[0]
+
+
+class FIBSolver(QMDPSolver):
+    """The fast informed bound (tighter than QMDP, still an upper bound) as a policy."""
+
+    def _Q(self, model: PreparedPOMDP) -> np.ndarray:
+        return fib_values(model, tol=self.tol, max_seconds=self.max_seconds)
