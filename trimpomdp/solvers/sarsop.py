@@ -1,0 +1,376 @@
+"""A SARSOP-style point-based solver for any discrete POMDP, in numpy.
+
+Samples a belief tree from b0 guided by the gap between the bounds (Kurniawati, Hsu & Lee 2008),
+backs up the lower bound (alpha vectors) and the upper bound (sawtooth points) at the sampled
+beliefs, and prunes alpha vectors that are dominated or best at no belief of the tree reachable
+under not-provably-suboptimal actions. Stops at ``precision`` (gap at b0) or ``timeout`` CPU s.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from trimpomdp._validate import nonneg_float
+from trimpomdp.errors import InputError
+from trimpomdp.pomdp.tabular import TabularPOMDP
+from trimpomdp.solvers.bounds import (PreparedPOMDP, SawtoothUpperBound, blind_alphas,
+                                      fib_values)
+from trimpomdp.solvers.info import SolveInfo
+
+#: successors with a smaller observation probability are not expanded.
+P_MIN = 1e-12
+
+Progress = Callable[[float, float, float, int], None]
+
+
+class AlphaSet:
+    """A growing set of alpha vectors (k, S) with actions; drops pointwise-dominated vectors."""
+
+    def __init__(self, alphas: np.ndarray, actions: np.ndarray) -> None:
+        self.G = np.array(alphas, dtype=float)
+        self.a = np.array(actions, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return self.G.shape[0]
+
+    def add(self, alpha: np.ndarray, action: int) -> None:
+        """Add ``alpha`` and remove the vectors it dominates pointwise."""
+        dom = np.all(self.G <= alpha + 1e-12, axis=1)
+        if dom.any():
+            self.G = self.G[~dom]
+            self.a = self.a[~dom]
+        self.G = np.vstack([self.G, alpha[None, :]])
+        self.a = np.append(self.a, action)
+
+    def keep(self, mask: np.ndarray) -> None:
+        self.G = self.G[mask]
+        self.a = self.a[mask]
+
+
+class _Tree:
+    """Belief tree: sparse beliefs, bounds (numpy, grown by doubling), successors of expanded nodes."""
+
+    def __init__(self) -> None:
+        self.idx: list[np.ndarray] = []
+        self.val: list[np.ndarray] = []
+        self.lb = np.empty(1024)
+        self.ub = np.empty(1024)
+        self.kids: list[np.ndarray | None] = []   # (A, O) node ids, -1 for p = 0
+        self.P: list[np.ndarray | None] = []      # (A, O)
+        self.Rb: list[np.ndarray | None] = []     # (A,)
+        self.Qlb: list[np.ndarray | None] = []
+        self.Qub: list[np.ndarray | None] = []
+        self.ukey: list[int] = []
+
+    def add_many(self, B: np.ndarray, lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
+        """Add the rows of ``B`` as nodes; returns their ids."""
+        n0, m = len(self.idx), B.shape[0]
+        while n0 + m > self.lb.shape[0]:
+            self.lb = np.concatenate([self.lb, np.empty_like(self.lb)])
+            self.ub = np.concatenate([self.ub, np.empty_like(self.ub)])
+        self.lb[n0:n0 + m] = lb
+        self.ub[n0:n0 + m] = ub
+        rows, cols = np.nonzero(B > 0)
+        cuts = np.searchsorted(rows, np.arange(1, m))
+        vals = B[rows, cols]
+        self.idx.extend(np.split(cols, cuts))
+        self.val.extend(np.split(vals, cuts))
+        self.kids.extend([None] * m)
+        self.P.extend([None] * m)
+        self.Rb.extend([None] * m)
+        self.Qlb.extend([None] * m)
+        self.Qub.extend([None] * m)
+        self.ukey.extend([-1] * m)
+        return np.arange(n0, n0 + m)
+
+    def add(self, b: np.ndarray, lb: float, ub: float) -> int:
+        return int(self.add_many(b[None, :], np.array([lb]), np.array([ub]))[0])
+
+    def dense(self, i: int, S: int) -> np.ndarray:
+        b = np.zeros(S)
+        b[self.idx[i]] = self.val[i]
+        return b
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+
+class SARSOPSolver:
+    """SARSOP-style solver: ``solve(pomdp) -> AlphaVectorPolicy``, ``solve_info`` adds a SolveInfo.
+
+    ``precision``: stop when upper − lower at b0 is at most this. ``timeout``: CPU seconds
+    (``time.process_time``), including the initial bounds. ``epsilon``: trial depth control as a
+    fraction of the current gap at b0 (SARSOP's ε). ``progress`` is called with
+    (cpu_seconds, lower, upper, n_alpha) about every ``progress_every`` CPU seconds.
+    """
+
+    def __init__(self, *, precision: float = 1e-3, timeout: float = 60.0,
+                 epsilon: float = 0.5, max_trials: int | None = None,
+                 prune_growth: float = 0.1, max_depth: int | None = None,
+                 progress: Progress | None = None, progress_every: float = 2.0) -> None:
+        self.precision = nonneg_float(precision, "precision")
+        self.timeout = nonneg_float(timeout, "timeout", strict=True)
+        self.epsilon = nonneg_float(epsilon, "epsilon", strict=True)
+        if max_trials is not None and (isinstance(max_trials, bool) or int(max_trials) < 1):
+            raise InputError(f"The 'max_trials' parameter must be a positive integer or None. "
+                             f"Got {max_trials!r} instead.", field="max_trials")
+        self.max_trials = max_trials
+        self.prune_growth = nonneg_float(prune_growth, "prune_growth")
+        self.max_depth = max_depth
+        self.progress = progress
+        self.progress_every = progress_every
+
+    def solve(self, pomdp: TabularPOMDP):  # noqa: ANN201 - AlphaVectorPolicy
+        """Solve ``pomdp`` and return an :class:`AlphaVectorPolicy`."""
+        return self.solve_info(pomdp)[0]
+
+    # ------------------------------------------------------------------------------------------
+    def solve_info(self, pomdp: TabularPOMDP):  # noqa: ANN201 - (AlphaVectorPolicy, SolveInfo)
+        """Solve ``pomdp``; returns (policy, info) with the bounds at b0."""
+        from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
+
+        t0 = time.process_time()
+        deadline = t0 + self.timeout
+        K = PreparedPOMDP(pomdp)
+        if K.gamma >= 1.0:
+            raise InputError("SARSOPSolver needs a discount < 1. Got 1.0 instead.",
+                             field="discount")
+        S, A, g = K.S, K.A, K.gamma
+        budget = 0.25 * self.timeout
+        Qup = fib_values(K, tol=1e-6 * max(1.0, float(np.abs(K.R).max())),
+                         max_seconds=budget)
+        self._K, self._S = K, S
+        self.G = AlphaSet(blind_alphas(K, max_seconds=budget), np.arange(A))
+        self.U = SawtoothUpperBound(Qup.max(axis=0))
+        tree = _Tree()
+        b0 = K.b0
+        root = tree.add(b0, float((self.G.G @ b0).max()), self.U.value(b0))
+        lo, hi = K.reward_bounds()
+        span = max(hi - lo, 1e-12) * (1 - g)
+        max_depth = self.max_depth or int(min(1000, math.ceil(
+            math.log(max(self.precision, 1e-9) * (1 - g) / span) / math.log(g)) + 1))
+        self.backups = 0
+        trials = 0
+        trace = [(time.process_time() - t0, tree.lb[root], tree.ub[root])]
+        last_prog = time.process_time()
+        n_at_prune = len(self.G)
+        corner_time = 0.0
+        self._corner_next = 0
+        self._expand(tree, root)
+        self._backup(tree, root)
+        while True:
+            now = time.process_time()
+            gap = tree.ub[root] - tree.lb[root]
+            if gap <= self.precision or now >= deadline:
+                break
+            if self.max_trials is not None and trials >= self.max_trials:
+                break
+            eps = max(self.epsilon * gap, self.precision / 2)
+            path = self._trial(tree, root, eps, max_depth, deadline)
+            for i in reversed(path):
+                self._backup(tree, i)
+                if time.process_time() >= deadline:
+                    break
+            trials += 1
+            if corner_time < 0.1 * (time.process_time() - t0):
+                c0 = time.process_time()
+                self._corner_backup()
+                corner_time += time.process_time() - c0
+            if len(self.G) > max(n_at_prune * (1 + self.prune_growth), n_at_prune + 10):
+                self._prune(tree, root)
+                n_at_prune = len(self.G)
+            now = time.process_time()
+            if now - t0 - trace[-1][0] > 0.05 * max(1.0, self.timeout / 60):
+                trace.append((now - t0, tree.lb[root], tree.ub[root]))
+            if self.progress is not None and now - last_prog >= self.progress_every:
+                self.progress(now - t0, tree.lb[root], tree.ub[root], len(self.G))
+                last_prog = now
+        self._prune(tree, root)
+        secs = time.process_time() - t0
+        lower, upper = tree.lb[root], tree.ub[root]
+        trace.append((secs, lower, upper))
+        policy = AlphaVectorPolicy(alphas=self.G.G.copy(), actions=self.G.a.copy(), pomdp=pomdp,
+                                   meta={"solver": "sarsop", "lower": lower, "upper": upper})
+        info = SolveInfo(seconds=secs, iterations=trials, backups=self.backups,
+                         n_alpha=len(self.G), lower=lower, upper=upper, gap_trace=tuple(trace),
+                         solver="sarsop", converged=upper - lower <= self.precision,
+                         extra={"tree_nodes": len(tree), "sawtooth_points": len(self.U)})
+        return policy, info
+
+    # ------------------------------------------------------------------------------------------
+    def _children(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """P (A, O), mask of P > P_MIN, unnormalised successors J (A, O, S) and R·b (A,)."""
+        P, J = self._K.successors(b)
+        return P, P > P_MIN, J, self._K.R @ b
+
+    def _expand(self, tree: _Tree, i: int) -> None:
+        b = tree.dense(i, self._S)
+        P, mask, J, Rb = self._children(b)
+        kids = np.full(P.shape, -1, dtype=np.int64)
+        Bk = J[mask] / P[mask][:, None]
+        lbk = (Bk @ self.G.G.T).max(axis=1)
+        ubk = Bk @ self.U.corner  # refined by sawtooth lazily, for actions that may be best
+        kids[mask] = tree.add_many(Bk, lbk, np.maximum(ubk, lbk))
+        tree.kids[i] = kids
+        tree.P[i] = P
+        tree.Rb[i] = Rb
+        self._q(tree, i)
+
+    def _q(self, tree: _Tree, i: int) -> None:
+        """Q bounds of node i from its children's stored bounds."""
+        kids, P = tree.kids[i], tree.P[i]
+        lbk = np.where(kids >= 0, tree.lb[np.maximum(kids, 0)], 0.0)
+        ubk = np.where(kids >= 0, tree.ub[np.maximum(kids, 0)], 0.0)
+        g = self._K.gamma
+        tree.Qlb[i] = tree.Rb[i] + g * (P * lbk).sum(axis=1)
+        tree.Qub[i] = tree.Rb[i] + g * (P * ubk).sum(axis=1)
+
+    def _backup(self, tree: _Tree, i: int) -> None:
+        """Lower (alpha) and upper (sawtooth) backup at node i; refreshes its children."""
+        if tree.kids[i] is None:
+            self._expand(tree, i)
+        K, g = self._K, self._K.gamma
+        b = tree.dense(i, self._S)
+        P, mask, J, Rb = self._children(b)
+        A, nO = P.shape
+        Gm = self.G.G
+        scores = Gm @ J.reshape(A * nO, -1).T          # (N, A*O): p(o) * alpha · b'
+        best = scores.argmax(axis=0)
+        bestv = scores[best, np.arange(A * nO)].reshape(A, nO)
+        qlb = Rb + g * bestv.sum(axis=1)
+        a = int(qlb.argmax())
+        sel = best.reshape(A, nO)[a]
+        w = (K.O[a] * Gm[sel].T).sum(axis=1)          # w(s') = Σ_o O[a,s',o] α_o(s')
+        alpha = K.R[a] + g * (K.T[a] @ w)
+        val = float(alpha @ b)
+        if val > tree.lb[i] + 1e-12 * max(1.0, abs(val)):
+            self.G.add(alpha, a)
+            tree.lb[i] = val
+        kids = tree.kids[i]
+        ks = kids[mask]
+        lbk = bestv[mask] / P[mask]
+        tree.lb[ks] = np.maximum(tree.lb[ks], lbk)
+        tree.ub[ks] = np.maximum(tree.ub[ks], tree.lb[ks])
+        self._q(tree, i)
+        # upper bound: refresh the children (sawtooth) of the actions that can still be best;
+        # Q upper values only fall, so an action whose stale value is below the best fresh one
+        # cannot be the max.
+        Qub = tree.Qub[i]
+        best_fresh = -np.inf
+        for aa in np.argsort(-Qub):
+            if Qub[aa] <= best_fresh:
+                break
+            m = mask[aa]
+            ka = kids[aa][m]
+            ubk = self.U.values(J[aa][m] / P[aa][m][:, None])
+            tree.ub[ka] = np.maximum(np.minimum(tree.ub[ka], ubk), tree.lb[ka])
+            Qub[aa] = Rb[aa] + g * float(P[aa][m] @ tree.ub[ka])
+            best_fresh = max(best_fresh, Qub[aa])
+        ub = float(tree.Qub[i].max())
+        if ub < tree.ub[i]:
+            tree.ub[i] = max(ub, tree.lb[i])
+        if tree.ukey[i] < 0:
+            if tree.ub[i] < float(self.U.corner @ b) - 1e-12:
+                tree.ukey[i] = self.U.add(b, tree.ub[i])
+        else:
+            self.U.update(tree.ukey[i], tree.ub[i])
+        self.backups += 1
+
+    def _corner_backup(self, rows: int = 4096) -> None:
+        """Back up the upper bound at some corner beliefs e_s (round robin) with the sawtooth.
+
+        Corner values start at the FIB; lowering them tightens the bound near the corners.
+        """
+        K, g = self._K, self._K.gamma
+        TO = K.stacked_TO()
+        S, nO, A = K.S, K.nO, K.A
+        n = max(1, min(S, rows // max(1, nO * A)))
+        s0 = self._corner_next
+        states = np.arange(s0, min(S, s0 + n))
+        self._corner_next = 0 if states[-1] + 1 >= S else states[-1] + 1
+        Q = np.empty((A, states.size))
+        for a in range(A):
+            sel = (np.arange(nO)[:, None] * S + states[None, :]).ravel()   # rows (o, s)
+            M = TO[a][sel]
+            M = M.toarray() if sp.issparse(M) else M
+            p = M.sum(axis=1)
+            ok = p > P_MIN
+            ub = np.zeros(p.shape)
+            ub[ok] = self.U.values(M[ok] / p[ok][:, None])
+            Q[a] = K.R[a, states] + g * (p * ub).reshape(nO, states.size).sum(axis=0)
+        new = self.U.corner.copy()
+        new[states] = np.minimum(new[states], Q.max(axis=0))
+        self.U.set_corner(new)
+
+    def _trial(self, tree: _Tree, root: int, eps: float, max_depth: int,
+               deadline: float) -> list[int]:
+        """One SARSOP sampling trial from the root; returns the visited nodes (root first)."""
+        g = self._K.gamma
+        L = tree.lb[root]
+        U = L + eps
+        i, t = root, 0
+        path: list[int] = []
+        while True:
+            path.append(i)
+            if tree.ukey[i] < 0:  # refresh a stale upper bound before judging the node
+                u = self.U.value(tree.dense(i, self._S))
+                tree.ub[i] = max(min(tree.ub[i], u), tree.lb[i])
+            lb, ub = tree.lb[i], tree.ub[i]
+            thr = eps * g ** (-t)
+            if ub - lb <= thr or (ub <= L and ub <= U) or t >= max_depth:
+                break
+            if tree.kids[i] is None:
+                self._expand(tree, i)
+            if time.process_time() >= deadline:
+                break
+            Qlb, Qub = tree.Qlb[i], tree.Qub[i]
+            a = int(Qub.argmax())
+            Lp = max(L, float(Qlb[a]))
+            Up = max(U, float(Qlb[a]) + thr)
+            kids, P = tree.kids[i][a], tree.P[i][a]
+            ok = kids >= 0
+            if not ok.any():
+                break
+            lbk = np.where(ok, tree.lb[np.maximum(kids, 0)], 0.0)
+            ubk = np.where(ok, tree.ub[np.maximum(kids, 0)], 0.0)
+            score = np.where(ok, P * (ubk - lbk - thr * g ** -1), -np.inf)
+            o = int(score.argmax())
+            Rb = float(tree.Rb[i][a])
+            rest_l = float((P * lbk).sum() - P[o] * lbk[o])
+            rest_u = float((P * ubk).sum() - P[o] * ubk[o])
+            L = (Lp - Rb - g * rest_l) / (g * P[o])
+            U = (Up - Rb - g * rest_u) / (g * P[o])
+            i = int(kids[o])
+            t += 1
+        return path
+
+    def _prune(self, tree: _Tree, root: int) -> None:
+        """Drop alpha vectors best at no tree belief reachable under non-suboptimal actions."""
+        seen = [root]
+        stack = [root]
+        visited = {root}
+        while stack:
+            i = stack.pop()
+            kids = tree.kids[i]
+            if kids is None:
+                continue
+            Qub = tree.Qub[i]
+            for a in np.flatnonzero(Qub >= tree.lb[i] - 1e-12):
+                for k in kids[a]:
+                    k = int(k)
+                    if k >= 0 and k not in visited and tree.kids[k] is not None:
+                        visited.add(k)
+                        seen.append(k)
+                        stack.append(k)
+        rows = np.concatenate([np.full(len(tree.idx[i]), n) for n, i in enumerate(seen)])
+        cols = np.concatenate([tree.idx[i] for i in seen])
+        vals = np.concatenate([tree.val[i] for i in seen])
+        B = sp.csr_matrix((vals, (rows, cols)), shape=(len(seen), self._S))
+        V = np.asarray(B @ self.G.G.T)
+        keep = np.zeros(len(self.G), bool)
+        keep[np.unique(V.argmax(axis=1))] = True
+        self.G.keep(keep)
