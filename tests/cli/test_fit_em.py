@@ -81,6 +81,13 @@ def test_fit_em_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "both correct and wrong" in err
     assert not (tmp_path / "o.json").exists()
+    write_traces(path, _traces(20))
+    for bad, msg in ((["--bandwidth", "wide"], "bandwidth"), (["--alpha", "-1"], "alpha"),
+                     (["--n-init", "0"], "n_init")):
+        rc = main(["fit-em", "--traces", str(path), "--out", str(tmp_path / "o.json"),
+                   "--m-step", "kde", "--no-progress", *bad])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and err.count("\n") == 1, err
 
 
 def test_fit_em_output_plugs_into_the_solver(trace_file, tmp_path, capsys):

@@ -32,13 +32,20 @@ def run(args: argparse.Namespace) -> int:
 
     from trimpomdp._io import iter_jsonl
     from trimpomdp.data import read_score_dump, read_traces
+    from trimpomdp.errors import InputError
     from trimpomdp.model import load_model
     from trimpomdp.observation.em import LatentClassObservationModel
 
     _, first = next(iter_jsonl(args.traces))
     dump = "step_scores" in first
     traces = read_score_dump(args.traces, prm=args.prm) if dump else read_traces(args.traces)
-    bw = args.bandwidth if args.bandwidth == "cv" else float(args.bandwidth)
+    bw = args.bandwidth
+    if bw != "cv":
+        try:
+            bw = float(bw)
+        except ValueError:
+            raise InputError(f"--bandwidth must be a number or 'cv'. Got {bw!r} instead.",
+                             field="bandwidth") from None
     est = LatentClassObservationModel(
         alpha=args.alpha, m_step=args.m_step, bandwidth=bw, learn_epsilon=args.learn_epsilon,
         epsilon=0.05 if args.learn_epsilon else 0.0, n_init=args.n_init, max_iter=args.max_iter,
