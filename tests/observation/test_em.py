@@ -222,6 +222,17 @@ def test_bad_inputs_raise(synthetic):
         est.posteriors(X[:3], y[:3])
 
 
+def test_equal_length_array_input(synthetic):
+    P, _, _, _ = synthetic
+    rng = np.random.default_rng(0)
+    X = rng.random((50, 4, 2))
+    y = rng.random(50) < 0.5
+    ll = trace_log_likelihood(P, 0.8, X, y, bin_size=BS)
+    np.testing.assert_allclose(ll, trace_log_likelihood(P, 0.8, list(X), list(y), bin_size=BS))
+    with pytest.raises(InputError, match=r"y\[0\] must be"):
+        trace_log_likelihood(P, 0.8, X, ["yes"] * 50, bin_size=BS)
+
+
 def test_clone_keeps_parameters():
     est = LatentClassObservationModel(alpha=0.5, m_step="kde", bandwidth=0.02, n_init=2)
     c = clone(est)

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from trimpomdp.model import TrimModel
 
 S0, S1, S2 = 0, 1, 2
+__all__ = ["BANDWIDTH_GRID", "LatentClassObservationModel", "as_sequences", "em_trim_model",
+           "fit_accuracy", "simulate_outcome_traces", "trace_log_likelihood", "transition_matrix"]
+
 Callback = Callable[[int, int, float], None]
 #: candidate kernel bandwidths (score units; 0 = plain histogram) for ``bandwidth="cv"``
 BANDWIDTH_GRID = (0.0, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05)
@@ -134,8 +137,11 @@ def as_sequences(X: Any, y: Any = None) -> tuple[list[np.ndarray], np.ndarray]:
     """Observation sequences and outcomes (1 correct, 0 wrong, NaN unknown) from ``X``.
 
     ``X`` is a sequence of :class:`StepTrace` (outcomes from ``correct`` unless ``y`` is given)
-    or of observation arrays of shape (n_i, 2) (then ``y`` is required).
+    or of observation arrays of shape (n_i, 2) (then ``y`` is required); an array of shape
+    (n_traces, length, 2) is taken as equal-length traces.
     """
+    if isinstance(X, np.ndarray) and X.ndim == 3:
+        X = list(X)
     if isinstance(X, (str, bytes)) or not isinstance(X, Sequence) or len(X) == 0:
         raise InputError(f"X must be a non-empty list of step traces or observation arrays. "
                          f"Got {type(X).__name__} instead.")
