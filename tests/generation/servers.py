@@ -130,6 +130,7 @@ class VLLMServer:
     name: str
     max_model_len: int = 2048
     prefix_caching: bool = True
+    dtype: str = "bfloat16"
     extra: list[str] = field(default_factory=list)
     port: int = 0
     proc: subprocess.Popen | None = None
@@ -148,7 +149,7 @@ class VLLMServer:
                    VLLM_CPU_OMP_THREADS_BIND=os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind"))
         cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
                "--served-model-name", self.name, "--host", "127.0.0.1", "--port", str(self.port),
-               "--enforce-eager", "--max-model-len", str(self.max_model_len), "--dtype", "bfloat16",
+               "--enforce-eager", "--max-model-len", str(self.max_model_len), "--dtype", self.dtype,
                "--enable-prefix-caching" if self.prefix_caching else "--no-enable-prefix-caching",
                *self.extra]
         self.log_path = Path(cache) / "server.log"
@@ -208,6 +209,7 @@ def start_all(models: dict[str, Path], python: str, *, prefix_caching: bool = Tr
         for name, extra in specs.items():
             srv = VLLMServer(python, models[name], name, max_model_len=max_model_len,
                              prefix_caching=prefix_caching if name != "prm" else False,
+                             dtype="float32" if name == "prm" else "bfloat16",
                              extra=extra).start()
             servers[name] = srv
             srv.wait_healthy()
@@ -218,10 +220,32 @@ def start_all(models: dict[str, Path], python: str, *, prefix_caching: bool = Tr
     return servers
 
 
+def serve(models_dir: str, python: str, urls_file: str, prefix_caching: bool = True) -> None:
+    """Start the three servers, write their URLs and PIDs to ``urls_file``, wait for SIGTERM."""
+    paths = {k: Path(models_dir) / k for k in ("weak", "strong", "prm")}
+    servers = start_all(paths, python, prefix_caching=prefix_caching, max_model_len=2048)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
+    try:
+        Path(urls_file).write_text(json.dumps(
+            {k: {"url": s.url, "pid": s.proc.pid, "log": str(s.log_path)}
+             for k, s in servers.items()}))
+        while not stop["now"] and all(s.proc.poll() is None for s in servers.values()):
+            time.sleep(0.5)
+    finally:
+        for s in servers.values():
+            s.stop()
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "prepare":
         for k, v in prepare_models(sys.argv[2]).items():
             print(k, v)
+    elif len(sys.argv) >= 5 and sys.argv[1] == "serve":
+        serve(sys.argv[2], sys.argv[3], sys.argv[4], prefix_caching="--no-prefix-caching"
+              not in sys.argv)
     else:
-        print("usage: python tests/generation/servers.py prepare DIR", file=sys.stderr)
+        print("usage: python tests/generation/servers.py prepare DIR\n"
+              "       python tests/generation/servers.py serve DIR VLLM_PYTHON URLS_JSON "
+              "[--no-prefix-caching]", file=sys.stderr)
         raise SystemExit(2)

@@ -289,8 +289,11 @@ def router_factory(spec: str, model: Any = None) -> Callable[[], Router]:
     except ImportError:
         make_router = None
     if make_router is not None:
-        make_router(spec, model)  # validate the spec once, up front
-        return lambda: make_router(spec, model)
+        import copy
+
+        proto = make_router(spec, model)  # built (and a POMDP solved) once, up front
+        # a shallow copy shares the solved policy; reset() gives each problem its own state
+        return lambda: copy.copy(proto)
     s = spec.strip().lower()
     if s in ("weak", "strong"):
         k = 0.0 if s == "weak" else 1.1  # 'strong' regenerates every step, score 1.0 included

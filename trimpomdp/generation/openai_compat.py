@@ -109,6 +109,7 @@ class OpenAICompletionsBackend:
         body = self._sampling_body(stop, sampling)
         if self.api == "completions":
             body["prompt"] = self.render(messages)
+            body["add_special_tokens"] = False  # the template already wrote BOS etc. (vLLM)
             if logprobs:
                 body["logprobs"] = 0
             doc = await self.http.post("/v1/completions", body)
@@ -152,7 +153,7 @@ class OpenAICompletionsBackend:
                                "tokenizer (pass tokenizer=...)")
         prompt = self.render(messages)
         body = {"model": self.model, "prompt": prompt + continuation, "max_tokens": 1,
-                "echo": True, "logprobs": 0, "temperature": 0.0}
+                "echo": True, "logprobs": 0, "temperature": 0.0, "add_special_tokens": False}
         doc = await self.http.post("/v1/completions", body)
         lp = _first_choice(doc, self.base_url).get("logprobs") or {}
         offsets, values = lp.get("text_offset"), lp.get("token_logprobs")
