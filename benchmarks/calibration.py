@@ -12,7 +12,6 @@ Writes ``benchmarks/results/calibration.{md,json}``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -22,8 +21,14 @@ from trimpomdp import load_model
 from trimpomdp._io import envelope, write_json
 from trimpomdp.data.trim_release import read_release_results
 from trimpomdp.resources import resource_path
-from trimpomdp.sim import (CALIBRATION_FILE, CalibratedSimulator, NaiveSimulator, load_simulator,
-                           rollout, threshold_act)
+from trimpomdp.sim import (
+    CALIBRATION_FILE,
+    CalibratedSimulator,
+    NaiveSimulator,
+    load_simulator,
+    rollout,
+    threshold_act,
+)
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -85,8 +90,8 @@ def main() -> None:
         report[name] = {"stats": stats(c), "curve": c}
     cal = report["calibrated (bundled)"]["curve"]
     lines = ["# Simulator calibration: TRIM-Thr on MATH-500 (Qwen2.5-1.5B → 7B)", "",
-             f"{args.n} simulated problems per point, seed {args.seed}; measured = the release's "
-             "500 problems (accuracy SE ≈ 0.02). frac = strong tokens / all decoded tokens.", "",
+             (f"{args.n} simulated problems per point, seed {args.seed}; measured = the release's "
+              "500 problems (accuracy SE ≈ 0.02). frac = strong tokens / all decoded tokens."), "",
              "| k | acc meas | acc sim | Δacc | frac meas | frac sim | Δfrac | C̄ meas | C̄ sim |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in cal:
@@ -94,8 +99,8 @@ def main() -> None:
                      f"{r['acc_sim'] - r['acc_meas']:+.3f} | {r['frac_meas']:.3f} | "
                      f"{r['frac_sim']:.3f} | {r['frac_sim'] - r['frac_meas']:+.3f} | "
                      f"{r['tokens_meas']:.1f} | {r['tokens_sim']:.1f} |")
-    lines += ["", "| simulator | acc MAE | acc max | within ±0.03 | frac MAE | frac max | "
-              "within ±0.05 |", "|---|---|---|---|---|---|---|"]
+    lines += ["", ("| simulator | acc MAE | acc max | within ±0.03 | frac MAE | frac max | "
+                   "within ±0.05 |"), "|---|---|---|---|---|---|---|"]
     for name, rep in report.items():
         s = rep["stats"]
         lines.append(f"| {name} | {s['acc_mae']:.3f} | {s['acc_max']:.3f} | "

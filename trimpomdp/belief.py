@@ -42,7 +42,7 @@ class Belief:
                              field="probs")
 
     @classmethod
-    def of(cls, probs: Any, *, fallback: bool = False) -> "Belief":
+    def of(cls, probs: Any, *, fallback: bool = False) -> Belief:
         """A belief from any 3-sequence that sums to 1 (renormalised within 1e-6)."""
         try:
             a, b, c = (float(x) for x in probs)
@@ -55,7 +55,7 @@ class Belief:
         return cls(probs=(a, b, c), fallback=fallback)
 
     @classmethod
-    def uniform(cls) -> "Belief":
+    def uniform(cls) -> Belief:
         """The uniform belief."""
         return cls(probs=_UNIFORM)
 
@@ -131,7 +131,7 @@ class InterpolatedDensity(BinnedDensity):
 class EstimatorDensity:
     """Any fitted observation model (e.g. the reflected KDE) as a density: exact but slower."""
 
-    def __init__(self, model: "BaseObservationModel") -> None:
+    def __init__(self, model: BaseObservationModel) -> None:
         model._check_fitted()
         self.model = model
 
@@ -140,7 +140,7 @@ class EstimatorDensity:
         return (float(d[0]), float(d[1]), float(d[2]))
 
 
-def make_density(model: "TrimModel", density: Any = "binned") -> ObservationDensity:
+def make_density(model: TrimModel, density: Any = "binned") -> ObservationDensity:
     """``"binned"`` (lookup), ``"continuous"`` (bilinear), a fitted observation model, or a callable."""
     if isinstance(density, str):
         if density == "binned":
@@ -195,12 +195,12 @@ class BayesFilterUpdater:
         self.prior = Belief(probs=self._predict(p0, 0))
 
     @classmethod
-    def from_model(cls, model: "TrimModel", density: Any = "binned") -> "BayesFilterUpdater":
+    def from_model(cls, model: TrimModel, density: Any = "binned") -> BayesFilterUpdater:
         """Filter with the model's p_weak/p_strong transitions and observation density."""
         return cls(trim_transitions(model.p_weak, model.p_strong), make_density(model, density))
 
     @classmethod
-    def from_pomdp(cls, pomdp: Any, density: Any = "binned") -> "BayesFilterUpdater":
+    def from_pomdp(cls, pomdp: Any, density: Any = "binned") -> BayesFilterUpdater:
         """Filter using ``pomdp.transition_matrix(a)`` (a :class:`TrimPOMDP`)."""
         return cls((pomdp.transition_matrix(0), pomdp.transition_matrix(1)),
                    make_density(pomdp.model, density))
@@ -255,8 +255,8 @@ class SingleObservationUpdater:
         self.gate = None if gate is None else float(gate)
 
     @classmethod
-    def from_model(cls, model: "TrimModel", density: Any = "continuous",
-                   gate: float | None = 0.4) -> "SingleObservationUpdater":
+    def from_model(cls, model: TrimModel, density: Any = "continuous",
+                   gate: float | None = 0.4) -> SingleObservationUpdater:
         """The release's rule on the model's observation density (continuous at runtime)."""
         return cls(make_density(model, density), gate)
 

@@ -119,8 +119,8 @@ class ScorePools:
         return len(self.problem_ids)
 
     @classmethod
-    def from_traces(cls, traces: Sequence["StepTrace"], *, error_threshold: float = 0.35,
-                    max_steps: int = T_MAX) -> "ScorePools":
+    def from_traces(cls, traces: Sequence[StepTrace], *, error_threshold: float = 0.35,
+                    max_steps: int = T_MAX) -> ScorePools:
         """Pools from scored solutions grouped by problem (``problem_id`` before '#')."""
         groups: dict[str, list[Any]] = {}
         for tr in traces:
@@ -187,7 +187,7 @@ class ScorePools:
             fh.write(gzip.compress(json.dumps(self.to_dict()).encode(), mtime=0))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None) -> "ScorePools":
+    def load(cls, path: str | os.PathLike[str] | None = None) -> ScorePools:
         """Read pools; ``None`` reads the bundled MATH-500 pools."""
         from trimpomdp._io import read_json
 
@@ -261,7 +261,7 @@ class Scenario:
         return np.array([bool(np.all(self.u_s[i, :self.L[i]] < self.p_s[i])) for i in
                          range(self.n)])
 
-    def subset(self, idx: np.ndarray) -> "Scenario":
+    def subset(self, idx: np.ndarray) -> Scenario:
         """The scenario restricted to problems ``idx``."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         for k, v in d.items():
@@ -366,7 +366,7 @@ class CalibratedSimulator(BaseEstimator):
                 hi = mid
         return 0.5 * (lo + hi)
 
-    def fit(self, pools: ScorePools | None = None) -> "CalibratedSimulator":
+    def fit(self, pools: ScorePools | None = None) -> CalibratedSimulator:
         """Fit δ_w, δ_s (accuracy endpoints) and token scales; ``None`` uses the bundled pools."""
         from trimpomdp._validate import nonneg_float, unit_float
 
@@ -405,7 +405,7 @@ class CalibratedSimulator(BaseEstimator):
                         n: int = 4000, seed: int = 12345,
                         d_ok: Sequence[float] = (0.0, 0.5, 1.0, 1.5),
                         d_err: Sequence[float] = (0.0, 0.5, 1.0, 1.5),
-                        d_post: Sequence[float] = (2.0, 3.0, 4.0, 5.0)) -> "CalibratedSimulator":
+                        d_post: Sequence[float] = (2.0, 3.0, 4.0, 5.0)) -> CalibratedSimulator:
         """Grid-fit the shifts to measured TRIM-Thr rows (0 < k < 1) on an own seed.
 
         ``objective="cost"`` fits (d_ok, d_post) with d_err = 0 to ``target_token_frac`` only, so
@@ -473,7 +473,7 @@ class CalibratedSimulator(BaseEstimator):
 class NaiveSimulator:
     """The TRIM POMDP itself as a trace generator (DESIGN.md §2's warning; for comparison)."""
 
-    def __init__(self, model: "TrimModel", *, weak_tokens: int | None = None,
+    def __init__(self, model: TrimModel, *, weak_tokens: int | None = None,
                  strong_tokens: int | None = None) -> None:
         self.model = model
         self.weak_tokens = int(weak_tokens or model.future_tokens)
@@ -561,7 +561,7 @@ def rollout(sc: Scenario, act: ActFn, name: str = "vectorised") -> RunResult:
                      strong_calls=calls, steps=sc.L.copy())
 
 
-def simulate(router: "StepRouter", sc: Scenario, *, observe_regenerated: bool = False,
+def simulate(router: StepRouter, sc: Scenario, *, observe_regenerated: bool = False,
              keep_traces: bool = False, progress: bool = False) -> RunResult:
     """Run ``router`` on every problem of ``sc`` (reset per problem), one decide() per step.
 
@@ -617,12 +617,12 @@ def threshold_act(k: float) -> ActFn:
 
 
 # --------------------------------------------------------------------------------------------
-def strong_share(model: "TrimModel", lam: float, sc: Scenario, *, belief: str = "filter",
+def strong_share(model: TrimModel, lam: float, sc: Scenario, *, belief: str = "filter",
                  strong_only_tokens: float | None = None, solver: Any = None) -> dict[str, Any]:
     """Solve the POMDP at ``lam`` and simulate it on ``sc``: summary with ``strong_share``."""
     from trimpomdp.policies.spec import pomdp_router
-    from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
     from trimpomdp.pomdp.trim import TrimPOMDP
+    from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
 
     policy = (solver or FiniteHorizonSolver()).solve(TrimPOMDP(model=model, lam=lam))
     if strong_only_tokens is None:
@@ -632,7 +632,7 @@ def strong_share(model: "TrimModel", lam: float, sc: Scenario, *, belief: str = 
     return res.summary(strong_only_tokens)
 
 
-def lambda_for_budget(model: "TrimModel", budget_share: float, *,
+def lambda_for_budget(model: TrimModel, budget_share: float, *,
                       simulator: CalibratedSimulator | NaiveSimulator | None = None,
                       belief: str = "filter", n: int = 2000, seed: int = 0,
                       lam_max: float = 5.0, tol: float = 1e-3, max_iter: int = 30) -> float:

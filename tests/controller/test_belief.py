@@ -3,8 +3,15 @@ import math
 import numpy as np
 import pytest
 
-from trimpomdp.belief import (BayesFilterUpdater, Belief, BinnedDensity, InterpolatedDensity,
-                              SingleObservationUpdater, make_density, trim_transitions)
+from trimpomdp.belief import (
+    BayesFilterUpdater,
+    Belief,
+    BinnedDensity,
+    InterpolatedDensity,
+    SingleObservationUpdater,
+    make_density,
+    trim_transitions,
+)
 from trimpomdp.errors import InputError
 from trimpomdp.observation.binned import bin_index
 

@@ -1,7 +1,12 @@
 import pytest
 
-from trimpomdp.evaluation.grading import (grade, is_equivalent, is_math_verify_available,
-                                          last_boxed, normalise)
+from trimpomdp.evaluation.grading import (
+    grade,
+    is_equivalent,
+    is_math_verify_available,
+    last_boxed,
+    normalise,
+)
 
 
 def test_last_balanced_boxed():

@@ -3,8 +3,16 @@ import json
 import pytest
 
 from trimpomdp import InputError
-from trimpomdp.evaluation.metrics import (CurvePoint, References, budget_accuracy, cpt, delta_ibc,
-                                          ibc_summary, metrics_row, pgr)
+from trimpomdp.evaluation.metrics import (
+    CurvePoint,
+    References,
+    budget_accuracy,
+    cpt,
+    delta_ibc,
+    ibc_summary,
+    metrics_row,
+    pgr,
+)
 from trimpomdp.evaluation.report import markdown_table, write_report
 
 REF = References(weak_accuracy=0.4, strong_accuracy=0.8, strong_tokens=500.0)

@@ -2,14 +2,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from trimpomdp.evaluation.curves import points_from_records  # noqa: E402
-from trimpomdp.evaluation.metrics import CurvePoint, References  # noqa: E402
-from trimpomdp.evaluation.plots import (plot_belief_trajectories, plot_cost_accuracy,  # noqa: E402
-                                        save, simplex_xy)
-from trimpomdp import InputError  # noqa: E402
+from trimpomdp import InputError
+from trimpomdp.evaluation.curves import points_from_records
+from trimpomdp.evaluation.metrics import CurvePoint, References
+from trimpomdp.evaluation.plots import (
+    plot_belief_trajectories,
+    plot_cost_accuracy,
+    save,
+    simplex_xy,
+)
 
 
 def test_points_from_records():

@@ -2,8 +2,13 @@ import pytest
 
 from trimpomdp import InputError, RouteAction
 from trimpomdp.controller import StepRouter
-from trimpomdp.policies.baselines import (OracleQueryPolicy, QueryLevelPolicy, RandomPolicy,
-                                          StrongOnlyPolicy, WeakOnlyPolicy)
+from trimpomdp.policies.baselines import (
+    OracleQueryPolicy,
+    QueryLevelPolicy,
+    RandomPolicy,
+    StrongOnlyPolicy,
+    WeakOnlyPolicy,
+)
 from trimpomdp.policies.threshold import ThresholdPolicy
 
 R, C = RouteAction.REGENERATE, RouteAction.CONTINUE

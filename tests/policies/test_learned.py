@@ -3,9 +3,18 @@ import pytest
 
 from trimpomdp import InputError
 from trimpomdp.controller import StepContext, StepRouter
-from trimpomdp.policies.learned import (AggPolicy, PPOConfig, SeqPolicy, _build_net, _export,
-                                        _mlp, agg_features, load_learned_policy, seq_input,
-                                        train_ppo)
+from trimpomdp.policies.learned import (
+    AggPolicy,
+    PPOConfig,
+    SeqPolicy,
+    _build_net,
+    _export,
+    _mlp,
+    agg_features,
+    load_learned_policy,
+    seq_input,
+    train_ppo,
+)
 
 torch = pytest.importorskip("torch")
 

@@ -4,11 +4,22 @@ import pytest
 from trimpomdp import InputError
 from trimpomdp.controller import StepRouter
 from trimpomdp.data.schema import StepTrace
-from trimpomdp.policies.baselines import (OracleQueryPolicy, QueryLevelPolicy, StrongOnlyPolicy,
-                                          WeakOnlyPolicy)
+from trimpomdp.policies.baselines import (
+    OracleQueryPolicy,
+    QueryLevelPolicy,
+    StrongOnlyPolicy,
+    WeakOnlyPolicy,
+)
 from trimpomdp.policies.threshold import ThresholdPolicy
-from trimpomdp.sim import (CalibratedSimulator, NaiveSimulator, ScorePools, load_simulator,
-                           rollout, simulate, threshold_act)
+from trimpomdp.sim import (
+    CalibratedSimulator,
+    NaiveSimulator,
+    ScorePools,
+    load_simulator,
+    rollout,
+    simulate,
+    threshold_act,
+)
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ def run(args: argparse.Namespace) -> int:
 
     curves, ref, rows = evaluate_specs(args.policies, n=args.n, seed=args.seed,
                                        model=load_model(args.model))
-    notes = [f"simulator: calibrated, n={args.n}, seed={args.seed}; weak {ref.weak_accuracy:.3f}"
-             f", strong {ref.strong_accuracy:.3f} ({ref.strong_tokens:.1f} tokens), oracle "
-             f"{ref.oracle_accuracy:.3f}", "CPT = cheapest measured point (— = not reached)"]
+    notes = [(f"simulator: calibrated, n={args.n}, seed={args.seed}; weak {ref.weak_accuracy:.3f}"
+              f", strong {ref.strong_accuracy:.3f} ({ref.strong_tokens:.1f} tokens), oracle "
+              f"{ref.oracle_accuracy:.3f}"), "CPT = cheapest measured point (— = not reached)"]
     write_report(args.out, rows, title="Policy comparison (simulated)", notes=notes,
                  n=args.n, seed=args.seed, specs=list(args.policies))
     if args.plot:

@@ -2,8 +2,16 @@
 
 Light imports only; matplotlib loads inside :mod:`trimpomdp.evaluation.plots` functions.
 """
-from trimpomdp.evaluation.metrics import (CurvePoint, References, budget_accuracy, cpt, ibc,
-                                          ibc_summary, metrics_row, pgr)
+from trimpomdp.evaluation.metrics import (
+                                          CurvePoint,
+                                          References,
+                                          budget_accuracy,
+                                          cpt,
+                                          ibc,
+                                          ibc_summary,
+                                          metrics_row,
+                                          pgr,
+)
 
 __all__ = ["CurvePoint", "References", "budget_accuracy", "cpt", "ibc", "ibc_summary",
            "metrics_row", "pgr"]

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from trimpomdp.evaluation.metrics import CurvePoint, References
 from trimpomdp.errors import InputError
+from trimpomdp.evaluation.metrics import CurvePoint, References
 
 
 def point_from_run(result: Any, param: float | None = None, name: str | None = None

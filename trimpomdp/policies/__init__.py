@@ -3,14 +3,19 @@
 Light imports only: the torch-based TRIM-Agg / TRIM-Seq live in ``policies.learned`` and load
 torch lazily. Build any policy from a spec string with :func:`trimpomdp.policies.spec.make_router`.
 """
-from trimpomdp.policies.baselines import (OracleQueryPolicy, QueryLevelPolicy, RandomPolicy,
-                                          StrongOnlyPolicy, WeakOnlyPolicy)
+from trimpomdp.policies.baselines import (
+                                          OracleQueryPolicy,
+                                          QueryLevelPolicy,
+                                          RandomPolicy,
+                                          StrongOnlyPolicy,
+                                          WeakOnlyPolicy,
+)
 from trimpomdp.policies.threshold import ThresholdPolicy
 
 __all__ = ["OracleQueryPolicy", "QueryLevelPolicy", "RandomPolicy", "StrongOnlyPolicy",
            "ThresholdPolicy", "WeakOnlyPolicy"]
 
 # generic discrete POMDPs (issue 8)
-from trimpomdp.policies.alpha_vector import AlphaVectorPolicy  # noqa: E402
+from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
 
 __all__ += ["AlphaVectorPolicy"]

@@ -357,7 +357,7 @@ def train_ppo(kind: str, lam: float, *, simulator: Any = None, config: PPOConfig
         m = batch["mask"]
         a_all = adv[m]
         adv_n = (adv - a_all.mean()) / (a_all.std() + 1e-8)
-        T = lambda x, dt=torch.float32: torch.as_tensor(x, dtype=dt)  # noqa: E731
+        T = lambda x, dt=torch.float32: torch.as_tensor(x, dtype=dt)
         X, A, LP = T(batch["X"]), T(batch["A"], torch.int64), T(batch["LP"])
         ADV, RET, M = T(adv_n), T(ret), T(m, torch.bool)
         n = X.shape[0]

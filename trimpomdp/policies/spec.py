@@ -48,7 +48,7 @@ def _float(arg: str, spec: str) -> float:
                          field="policy") from None
 
 
-def _solved(arg: str, spec: str, model: "TrimModel | None") -> Any:
+def _solved(arg: str, spec: str, model: TrimModel | None) -> Any:
     try:
         lam = float(arg)
     except ValueError:
@@ -66,7 +66,7 @@ def _solved(arg: str, spec: str, model: "TrimModel | None") -> Any:
     return TrimPolicy.load(arg)
 
 
-def make_router(spec: str, model: "TrimModel | None" = None, *, record: bool = True,
+def make_router(spec: str, model: TrimModel | None = None, *, record: bool = True,
                 density: Any = "continuous", seed: int = 0) -> StepRouter:
     """A ready router for ``spec`` (see the module docstring); bad specs raise InputError.
 
