@@ -136,3 +136,17 @@ def test_pools_from_shared_dump_agree_with_bundled(shared_data):
     bundled = ScorePools.load()
     assert pools.problem_ids == bundled.problem_ids[:10]
     np.testing.assert_array_equal(pools.n_correct, bundled.n_correct[:10])
+
+
+def test_bundled_calibration_reproduces_measured_thr_curve(sim):
+    """Regression guard: the bundled fit stays near the release's measured TRIM-Thr points."""
+    from trimpomdp.data.trim_release import read_release_results
+    from trimpomdp.resources import resource_path
+
+    rows = {r["threshold"]: r for r in read_release_results(
+        resource_path("data", "trim_release/thr_results_math500_summary.jsonl"))}
+    sc = sim.scenario(4000, seed=21)
+    for k in (0.05, 0.3, 0.5, 0.9):
+        s = rollout(sc, threshold_act(k)).summary()
+        assert abs(s["target_token_frac"] - rows[k]["target_token_frac"]) <= 0.05, k
+        assert abs(s["accuracy"] - rows[k]["accuracy"]) <= 0.05, k

@@ -10,10 +10,11 @@ from trimpomdp.policies.baselines import (
                                           StrongOnlyPolicy,
                                           WeakOnlyPolicy,
 )
+from trimpomdp.policies.pomdp_route import PomdpRoutePolicy
 from trimpomdp.policies.threshold import ThresholdPolicy
 
-__all__ = ["OracleQueryPolicy", "QueryLevelPolicy", "RandomPolicy", "StrongOnlyPolicy",
-           "ThresholdPolicy", "WeakOnlyPolicy"]
+__all__ = ["OracleQueryPolicy", "PomdpRoutePolicy", "QueryLevelPolicy", "RandomPolicy",
+           "StrongOnlyPolicy", "ThresholdPolicy", "WeakOnlyPolicy"]
 
 # generic discrete POMDPs (issue 8)
 from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
