@@ -149,7 +149,7 @@ def test_sweep_export_explain(tmp_path, capsys, policy_file):
     from trimpomdp.pomdp.cassandra import read_cassandra
 
     tab = read_cassandra(tmp_path / "t.pomdp")
-    assert tab.n_states == 3 * 3 + 3 + 1 and tab.n_observations == 401
+    assert tab.n_states == 3 * 3 + 3 + 1 and tab.n_observations == 801
     code, out, err = run(capsys, "explain", "--policy", str(policy_file), "--step", "4",
                          "--out", str(tmp_path / "map.png"))
     assert code == 0, err

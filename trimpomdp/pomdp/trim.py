@@ -74,7 +74,8 @@ class TrimPOMDP:
         """This instance as a generic :class:`~trimpomdp.pomdp.tabular.TabularPOMDP` from a start.
 
         States: (class, step) for the start step onwards, (class, final marker), and an absorbing
-        end state that emits its own observation ``end``. The start step costs ``tokens`` per
+        end state. Observations: ``o<bin>`` on a step, ``f<bin>`` on the final step (the final
+        marker is observed, as in the model) and ``end``. The start step costs ``tokens`` per
         regenerate, later steps ``future_tokens``. Export it with ``write_cassandra`` to check
         our solver against SARSOP's ``pomdpsol``.
         """
@@ -86,7 +87,9 @@ class TrimPOMDP:
         steps = [] if final else list(range(step, self.n_steps))
         names = [f"S{c}_t{t}" for t in steps for c in range(3)] + [f"S{c}_final" for c in range(3)]
         names.append("end")
-        S, O = len(names), m.n_obs + 1
+        # observations: PRM bin on a step, PRM bin on the final step (the marker is observed),
+        # and the end state's own observation
+        S, O = len(names), 2 * m.n_obs + 1
         idx = {t: 3 * i for i, t in enumerate(steps)}
         fin, end = 3 * len(steps), S - 1
         T = np.zeros((2, S, S))
@@ -106,8 +109,9 @@ class TrimPOMDP:
         T[:, fin:fin + 3, end] = 1.0
         T[:, end, end] = 1.0
         Obs = np.zeros((2, S, O))
-        Obs[:, :end, :m.n_obs] = m.obs_probs[np.arange(end) % 3]
-        Obs[:, end, m.n_obs] = 1.0
+        Obs[:, :fin, :m.n_obs] = m.obs_probs[np.arange(fin) % 3]
+        Obs[:, fin:end, m.n_obs:2 * m.n_obs] = m.obs_probs
+        Obs[:, end, 2 * m.n_obs] = 1.0
         b0 = np.zeros(S)
         start = fin if final else idx[step]
         b0[start:start + 3] = b
@@ -115,5 +119,7 @@ class TrimPOMDP:
         terminal[end] = True
         return TabularPOMDP(T=T, O=Obs, R=R, discount=m.discount, b0=b0, terminal=terminal,
                             state_names=tuple(names), action_names=("continue", "regenerate"),
-                            observation_names=tuple([f"o{i}" for i in range(m.n_obs)] + ["end"]),
+                            observation_names=tuple([f"o{i}" for i in range(m.n_obs)]
+                                                    + [f"f{i}" for i in range(m.n_obs)]
+                                                    + ["end"]),
                             name=f"trim_lam{self.lam:g}_t{step}_n{n0:g}{'_final' if final else ''}")
