@@ -1,17 +1,18 @@
 """The one resolver for bundled default files (``models/`` and ``data/`` of the project).
 
-Looks in the source checkout first (editable installs), then in the installed package
-(``trimpomdp/_bundled``), so a fresh install works without ``../shared``.
+Looks in the source checkout first (editable installs), then where a wheel installs them
+(``<sys.prefix>/share/trimpomdp``), so a fresh install works without ``../shared``.
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from trimpomdp.errors import InputError
 
 _PKG = Path(__file__).resolve().parent
-_ROOTS = (_PKG.parent, _PKG / "_bundled")
+_ROOTS = (_PKG.parent, Path(sys.prefix) / "share" / "trimpomdp")
 
 DEFAULT_MODEL = "qwen2.5-1.5b_to_7b_math-train.json"
 
