@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "solve-pomdp": ("trimpomdp.cli.solve_pomdp", "solve any Cassandra .pomdp file"),
     "evaluate-pomdp": ("trimpomdp.cli.evaluate_pomdp", "simulate a policy on a .pomdp file"),
     "run": ("trimpomdp.cli.run", "live step-routed generation against model servers"),
+    "serve": ("trimpomdp.cli.serve", "OpenAI-compatible server doing step-routed generation"),
 }
 
 
