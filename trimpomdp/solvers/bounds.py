@@ -6,6 +6,7 @@ point-based solvers; :class:`SawtoothUpperBound` interpolates upper values betwe
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -91,6 +92,20 @@ class PreparedPOMDP:
         if g >= 1.0:
             raise ValueError("trivial bounds need a discount < 1")
         return float(self.R.min()) / (1 - g), float(self.R.max()) / (1 - g)
+
+
+def single_threaded_blas() -> contextlib.AbstractContextManager:
+    """Limit BLAS to one thread while solving.
+
+    Backups are many small matrix products: BLAS threads only spin (and burn CPU seconds, which
+    is what ``timeout`` counts), so solvers run single-threaded. Needs threadpoolctl (a
+    scikit-learn dependency); a no-op without it.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _deadline(seconds: float | None) -> float:
@@ -180,8 +195,12 @@ class SawtoothUpperBound:
     """Upper bound from corner values and belief points, by sawtooth interpolation.
 
     UB(b) = min(c·b, min_k c·b + φ_k(b) (v_k − c·b_k)), φ_k(b) = min_{s: b_k(s)>0} b(s)/b_k(s)
-    (Hauskrecht 2000; HSVI). Points are stored sparsely; evaluation is one vectorised pass.
+    (Hauskrecht 2000; HSVI). Points are stored sparsely; evaluation is vectorised: only points
+    whose support lies inside a query's support (φ > 0) are examined.
     """
+
+    #: dense support-indicator matrices up to this many entries, sparse beyond.
+    DENSE_PM = 4_000_000
 
     def __init__(self, corner: np.ndarray) -> None:
         self.corner = np.asarray(corner, dtype=float).copy()
@@ -189,7 +208,8 @@ class SawtoothUpperBound:
         self._val: list[np.ndarray] = []
         self.v = np.empty(0)
         self.c = np.empty(0)
-        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._built = 0
+        self._main: tuple | None = None
 
     def __len__(self) -> int:
         return len(self._idx)
@@ -202,60 +222,72 @@ class SawtoothUpperBound:
         self._val.append(val)
         self.v = np.append(self.v, value)
         self.c = np.append(self.c, float(self.corner[idx] @ val))
-        self._cache = None
         return len(self._idx) - 1
 
     def set_corner(self, corner: np.ndarray) -> None:
         """Replace the corner values with lower (tighter) ones."""
         self.corner = np.minimum(self.corner, corner)
-        self.c = np.array([float(self.corner[i] @ v) for i, v in zip(self._idx, self._val)])
+        if self._idx:
+            idx, val, starts, _ = self._concat(0, len(self._idx))
+            self.c = np.add.reduceat(self.corner[idx] * val, starts)
 
     def update(self, key: int, value: float) -> None:
         """Lower the value stored at point ``key``."""
         if value < self.v[key]:
             self.v[key] = value
 
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix]:
-        if self._cache is None:
+    def _concat(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        lens = np.fromiter((len(i) for i in self._idx[lo:hi]), dtype=np.int64, count=hi - lo)
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+        return (np.concatenate(self._idx[lo:hi]), np.concatenate(self._val[lo:hi]), starts,
+                lens)
+
+    def _main_arrays(self) -> tuple:
+        n = len(self._idx)
+        if self._main is None or n - self._built > max(32, self._built // 8):
             S = self.corner.shape[0]
-            if self._idx:
-                lens = np.array([len(i) for i in self._idx])
-                starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-                idx = np.concatenate(self._idx)
-                val = np.concatenate(self._val)
-                rows = np.repeat(np.arange(len(lens)), lens)
-                pm = sp.csr_matrix((np.ones(idx.size), (idx, rows)), shape=(S, len(lens)))
-                self._cache = (idx, val, starts, lens, pm)
+            idx, val, starts, lens = self._concat(0, n)
+            rows = np.repeat(np.arange(n), lens)
+            if S * n <= self.DENSE_PM:
+                pm = np.zeros((S, n), dtype=np.float32)
+                pm[idx, rows] = 1.0
             else:
-                self._cache = (np.empty(0, int), np.empty(0), np.empty(0, int),
-                               np.empty(0, int), sp.csr_matrix((S, 0)))
-        return self._cache
+                pm = sp.csr_matrix((np.ones(idx.size), (idx, rows)), shape=(S, n))
+            self._main = (idx, val, starts, lens, pm)
+            self._built = n
+        return self._main
 
     def values(self, B: np.ndarray) -> np.ndarray:
-        """Upper bound at each row of ``B`` (M, S) (dense beliefs).
-
-        Only points whose support lies inside a query's support can lower it (φ > 0); they are
-        found with one sparse product, then φ is computed for those pairs only.
-        """
+        """Upper bound at each row of ``B`` (M, S) (dense beliefs)."""
         B = np.atleast_2d(B)
         base = B @ self.corner
-        if not self._idx:
+        n = len(self._idx)
+        if n == 0:
             return base
-        idx, val, starts, lens, pm = self._arrays()
         gain = self.v - self.c  # < 0 for useful points
-        qb = sp.csr_matrix(B > 0, dtype=float)
-        counts = (qb @ pm).tocoo()                     # |supp(b_m) ∩ supp(b_k)|
-        hit = (counts.data == lens[counts.col]) & (gain[counts.col] < 0)
-        cm, ck = counts.row[hit], counts.col[hit]
-        if cm.size == 0:
-            return base
-        seg = lens[ck]
-        first = np.concatenate([[0], np.cumsum(seg)[:-1]])
-        pos = np.repeat(starts[ck] - first, seg) + np.arange(int(seg.sum()))
-        ratios = B[np.repeat(cm, seg), idx[pos]] / val[pos]
-        phi = np.minimum.reduceat(ratios, first)
         corr = np.zeros(B.shape[0])
-        np.minimum.at(corr, cm, phi * gain[ck])
+        idx, val, starts, lens, pm = self._main_arrays()
+        nb = self._built
+        if sp.issparse(pm):
+            counts = (sp.csr_matrix(B > 0, dtype=float) @ pm).tocoo()
+            hit = counts.data == lens[counts.col]
+            cm, ck = counts.row[hit], counts.col[hit]
+        else:
+            counts = (B > 0).astype(np.float32) @ pm            # |supp(b_m) ∩ supp(b_k)|
+            cm, ck = np.nonzero(counts == lens[None, :])
+        use = gain[ck] < 0
+        cm, ck = cm[use], ck[use]
+        if cm.size:
+            seg = lens[ck]
+            first = np.concatenate([[0], np.cumsum(seg)[:-1]])
+            pos = np.repeat(starts[ck] - first, seg) + np.arange(int(seg.sum()))
+            ratios = B[np.repeat(cm, seg), idx[pos]] / val[pos]
+            phi = np.minimum.reduceat(ratios, first)
+            np.minimum.at(corr, cm, phi * gain[ck])
+        if n > nb:  # points added since the last rebuild: direct evaluation
+            tidx, tval, tstarts, _ = self._concat(nb, n)
+            phi = np.minimum.reduceat(B[:, tidx] / tval, tstarts, axis=1)   # (M, n - nb)
+            corr = np.minimum(corr, (phi * np.minimum(gain[nb:], 0.0)).min(axis=1))
         return base + corr
 
     def value(self, b: np.ndarray) -> float:
@@ -292,7 +324,8 @@ class QMDPSolver:
 
         t0 = time.process_time()
         model = PreparedPOMDP(pomdp)
-        Q = self._Q(model)
+        with single_threaded_blas():
+            Q = self._Q(model)
         pol = AlphaVectorPolicy(alphas=Q, actions=np.arange(model.A), pomdp=pomdp)
         up = float((Q @ model.b0).max())
         lo = blind_alphas(model)

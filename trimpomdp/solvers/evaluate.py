@@ -78,6 +78,14 @@ def evaluate_policy(pomdp: TabularPOMDP, policy: Any, *, runs: int = 1000,
     Each run draws s0 ~ b0, then for H steps: a = policy.action(b), reward R[a, s], s' ~ T,
     o ~ O, b ← Bayes update. Terminal states end a run (zero reward afterwards).
     """
+    from trimpomdp.solvers.bounds import single_threaded_blas
+
+    with single_threaded_blas():
+        return _evaluate(pomdp, policy, runs=runs, horizon=horizon, seed=seed, chunk=chunk)
+
+
+def _evaluate(pomdp: TabularPOMDP, policy: Any, *, runs: int, horizon: int | None, seed: int,
+              chunk: int | None) -> EvaluationResult:
     if isinstance(runs, bool) or int(runs) < 2:
         raise InputError(f"The 'runs' parameter must be an integer >= 2. Got {runs!r} instead.",
                          field="runs")

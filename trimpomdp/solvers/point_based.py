@@ -13,7 +13,8 @@ import numpy as np
 from trimpomdp._validate import nonneg_float
 from trimpomdp.errors import InputError
 from trimpomdp.pomdp.tabular import TabularPOMDP
-from trimpomdp.solvers.bounds import PreparedPOMDP, blind_alphas, fib_values
+from trimpomdp.solvers.bounds import (PreparedPOMDP, blind_alphas, fib_values,
+                                      single_threaded_blas)
 from trimpomdp.solvers.info import SolveInfo
 
 METHODS = ("pbvi", "perseus")
@@ -140,6 +141,10 @@ class PointBasedSolver:
 
     def solve_info(self, pomdp: TabularPOMDP):  # noqa: ANN201 - (AlphaVectorPolicy, SolveInfo)
         """Solve ``pomdp``; returns (policy, info). ``info.upper`` is the FIB bound at b0."""
+        with single_threaded_blas():
+            return self._solve_info(pomdp)
+
+    def _solve_info(self, pomdp: TabularPOMDP):  # noqa: ANN202
         from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
 
         t0 = time.process_time()

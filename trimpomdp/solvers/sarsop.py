@@ -18,7 +18,7 @@ from trimpomdp._validate import nonneg_float
 from trimpomdp.errors import InputError
 from trimpomdp.pomdp.tabular import TabularPOMDP
 from trimpomdp.solvers.bounds import (PreparedPOMDP, SawtoothUpperBound, blind_alphas,
-                                      fib_values)
+                                      fib_values, single_threaded_blas)
 from trimpomdp.solvers.info import SolveInfo
 
 #: successors with a smaller observation probability are not expanded.
@@ -123,6 +123,7 @@ class SARSOPSolver:
         self.max_depth = max_depth
         self.progress = progress
         self.progress_every = progress_every
+        self._hsvi = 1.0
 
     def solve(self, pomdp: TabularPOMDP):  # noqa: ANN201 - AlphaVectorPolicy
         """Solve ``pomdp`` and return an :class:`AlphaVectorPolicy`."""
@@ -131,6 +132,10 @@ class SARSOPSolver:
     # ------------------------------------------------------------------------------------------
     def solve_info(self, pomdp: TabularPOMDP):  # noqa: ANN201 - (AlphaVectorPolicy, SolveInfo)
         """Solve ``pomdp``; returns (policy, info) with the bounds at b0."""
+        with single_threaded_blas():
+            return self._solve_info(pomdp)
+
+    def _solve_info(self, pomdp: TabularPOMDP):  # noqa: ANN202
         from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
 
         t0 = time.process_time()
@@ -155,7 +160,7 @@ class SARSOPSolver:
             math.log(max(self.precision, 1e-9) * (1 - g) / span) / math.log(g)) + 1))
         self.backups = 0
         trials = 0
-        trace = [(time.process_time() - t0, tree.lb[root], tree.ub[root])]
+        trace = [(time.process_time() - t0, float(tree.lb[root]), float(tree.ub[root]))]
         last_prog = time.process_time()
         n_at_prune = len(self.G)
         corner_time = 0.0
@@ -185,19 +190,19 @@ class SARSOPSolver:
                 n_at_prune = len(self.G)
             now = time.process_time()
             if now - t0 - trace[-1][0] > 0.05 * max(1.0, self.timeout / 60):
-                trace.append((now - t0, tree.lb[root], tree.ub[root]))
+                trace.append((now - t0, float(tree.lb[root]), float(tree.ub[root])))
             if self.progress is not None and now - last_prog >= self.progress_every:
                 self.progress(now - t0, tree.lb[root], tree.ub[root], len(self.G))
                 last_prog = now
         self._prune(tree, root)
         secs = time.process_time() - t0
-        lower, upper = tree.lb[root], tree.ub[root]
+        lower, upper = float(tree.lb[root]), float(tree.ub[root])
         trace.append((secs, lower, upper))
         policy = AlphaVectorPolicy(alphas=self.G.G.copy(), actions=self.G.a.copy(), pomdp=pomdp,
                                    meta={"solver": "sarsop", "lower": lower, "upper": upper})
         info = SolveInfo(seconds=secs, iterations=trials, backups=self.backups,
                          n_alpha=len(self.G), lower=lower, upper=upper, gap_trace=tuple(trace),
-                         solver="sarsop", converged=upper - lower <= self.precision,
+                         solver="sarsop", converged=bool(upper - lower <= self.precision),
                          extra={"tree_nodes": len(tree), "sawtooth_points": len(self.U)})
         return policy, info
 
@@ -274,7 +279,7 @@ class SARSOPSolver:
         if ub < tree.ub[i]:
             tree.ub[i] = max(ub, tree.lb[i])
         if tree.ukey[i] < 0:
-            if tree.ub[i] < float(self.U.corner @ b) - 1e-12:
+            if tree.ub[i] < self.U.value(b) - 1e-9 * max(1.0, abs(tree.ub[i])):
                 tree.ukey[i] = self.U.add(b, tree.ub[i])
         else:
             self.U.update(tree.ukey[i], tree.ub[i])
@@ -321,7 +326,8 @@ class SARSOPSolver:
                 tree.ub[i] = max(min(tree.ub[i], u), tree.lb[i])
             lb, ub = tree.lb[i], tree.ub[i]
             thr = eps * g ** (-t)
-            if ub - lb <= thr or (ub <= L and ub <= U) or t >= max_depth:
+            if t >= max_depth or ub - lb <= self._hsvi * thr or (
+                    ub <= L and ub <= max(U, lb + thr)):
                 break
             if tree.kids[i] is None:
                 self._expand(tree, i)
