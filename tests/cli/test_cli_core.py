@@ -166,3 +166,15 @@ def test_solve_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_solve_for_budget(tmp_path, capsys):
+    code, out, err = run(capsys, "solve", "--budget", "0.2", "--out", str(tmp_path / "b.json"))
+    assert code == 0, err
+    lam_20 = json.loads(out)["lambda"]
+    code, out, err = run(capsys, "solve", "--budget", "0.4", "--out", str(tmp_path / "c.json"))
+    assert code == 0, err
+    # a larger budget buys more strong tokens: a cheaper price per token
+    assert json.loads(out)["lambda"] < lam_20
+    code, _, err = run(capsys, "solve", "--budget", "1.5", "--out", str(tmp_path / "d.json"))
+    assert code == 2 and "budget" in err
