@@ -10,9 +10,9 @@ from trimpomdp.pomdp.tabular import TabularPOMDP
 
 
 def tiny(**over):
-    kw = dict(T=np.array([np.eye(2), [[0.5, 0.5], [0.5, 0.5]]]),
-              O=np.full((2, 2, 2), 0.5), R=np.array([[0.0, 1.0], [2.0, 3.0]]),
-              discount=0.9, b0=np.array([0.5, 0.5]))
+    kw = {"T": np.array([np.eye(2), [[0.5, 0.5], [0.5, 0.5]]]),
+              "O": np.full((2, 2, 2), 0.5), "R": np.array([[0.0, 1.0], [2.0, 3.0]]),
+              "discount": 0.9, "b0": np.array([0.5, 0.5])}
     kw.update(over)
     return TabularPOMDP(**kw)
 
@@ -25,17 +25,17 @@ def test_valid_model_has_sizes_and_default_names():
 
 
 @pytest.mark.parametrize("over, match", [
-    (dict(T=np.ones((2, 2, 2))), "every row of T must sum to 1"),
-    (dict(O=np.ones((2, 2, 2))), "every row of O must sum to 1"),
-    (dict(R=np.zeros((2, 3))), "R must have shape"),
-    (dict(T=np.ones((2, 3, 3)) / 3), "T must have shape"),
-    (dict(b0=np.array([0.7, 0.7])), "b0 must sum to 1"),
-    (dict(b0=np.array([1.5, -0.5])), "non-negative"),
-    (dict(discount=1.5), "discount must be a number in"),
-    (dict(R=np.array([[np.nan, 0], [0, 0]])), "R must have finite"),
-    (dict(terminal=np.array([1, 0])), "terminal must be a boolean mask"),
-    (dict(state_names=("x", "x")), "must be unique"),
-    (dict(action_names=("x",)), "must have length 2"),
+    ({"T": np.ones((2, 2, 2))}, "every row of T must sum to 1"),
+    ({"O": np.ones((2, 2, 2))}, "every row of O must sum to 1"),
+    ({"R": np.zeros((2, 3))}, "R must have shape"),
+    ({"T": np.ones((2, 3, 3)) / 3}, "T must have shape"),
+    ({"b0": np.array([0.7, 0.7])}, "b0 must sum to 1"),
+    ({"b0": np.array([1.5, -0.5])}, "non-negative"),
+    ({"discount": 1.5}, "discount must be a number in"),
+    ({"R": np.array([[np.nan, 0], [0, 0]])}, "R must have finite"),
+    ({"terminal": np.array([1, 0])}, "terminal must be a boolean mask"),
+    ({"state_names": ("x", "x")}, "must be unique"),
+    ({"action_names": ("x",)}, "must have length 2"),
 ])
 def test_invalid_models_raise_input_error(over, match):
     with pytest.raises(InputError, match=match):

@@ -9,8 +9,15 @@ import pytest
 from trimpomdp.errors import InputError
 from trimpomdp.pomdp.cassandra import read_cassandra
 from trimpomdp.pomdp.tabular import TabularPOMDP
-from trimpomdp.solvers.bounds import (FIBSolver, PreparedPOMDP, QMDPSolver, SawtoothUpperBound,
-                                      blind_alphas, fib_values, qmdp_values)
+from trimpomdp.solvers.bounds import (
+    FIBSolver,
+    PreparedPOMDP,
+    QMDPSolver,
+    SawtoothUpperBound,
+    blind_alphas,
+    fib_values,
+    qmdp_values,
+)
 from trimpomdp.solvers.evaluate import evaluate_policy
 from trimpomdp.solvers.point_based import PointBasedSolver
 
@@ -96,7 +103,7 @@ def test_terminal_states_end_simulations():
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(method="magic"), "method"), (dict(horizon=-1), "horizon"), (dict(timeout=0), "timeout"),
+    ({"method": "magic"}, "method"), ({"horizon": -1}, "horizon"), ({"timeout": 0}, "timeout"),
 ])
 def test_bad_parameters(kw, match):
     with pytest.raises(InputError, match=match):

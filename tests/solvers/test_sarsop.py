@@ -99,7 +99,7 @@ def test_loading_a_policy_for_another_model_fails(tmp_path):
         AlphaVectorPolicy.load(tmp_path / "q.json")
 
 
-@pytest.mark.parametrize("kw", [dict(precision=-1), dict(timeout=0), dict(max_trials=0)])
+@pytest.mark.parametrize("kw", [{"precision": -1}, {"timeout": 0}, {"max_trials": 0}])
 def test_bad_parameters(kw):
     with pytest.raises(InputError):
         SARSOPSolver(**kw)

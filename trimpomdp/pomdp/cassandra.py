@@ -20,7 +20,7 @@ from trimpomdp._io import atomic_write
 from trimpomdp.errors import InputError
 from trimpomdp.pomdp.tabular import _SLACK, ROW_ATOL, TabularPOMDP
 
-__all__ = ["read_cassandra", "write_cassandra", "parse_cassandra"]
+__all__ = ["parse_cassandra", "read_cassandra", "write_cassandra"]
 
 #: models with more than this many dense T entries are stored sparse.
 DENSE_LIMIT = 20_000_000
@@ -143,7 +143,7 @@ class _TStore:
     def __init__(self, n_a: int, n_s: int, dense: bool) -> None:
         self.n_a, self.n_s, self.dense = n_a, n_s, dense
         self.arr = np.zeros((n_a, n_s, n_s)) if dense else None
-        self.dok: list[dict[int, float]] = [] if dense else [dict() for _ in range(n_a)]
+        self.dok: list[dict[int, float]] = [] if dense else [{} for _ in range(n_a)]
 
     def set(self, a: list[int], s: list[int], s2: list[int], vals: np.ndarray) -> None:
         if self.dense:
@@ -205,7 +205,7 @@ def read_cassandra(path: str | os.PathLike[str], *, name: str | None = None) -> 
     if name is None:
         name = Path(path).name
         for suf in (".gz", ".pomdp"):
-            name = name[: -len(suf)] if name.endswith(suf) else name
+            name = name.removesuffix(suf)
     return parse_cassandra(text, path=str(path), name=name)
 
 
@@ -555,9 +555,8 @@ def write_cassandra(pomdp: TabularPOMDP, path: str | os.PathLike[str]) -> None:
     """
     text = format_cassandra(pomdp)
     if str(path).endswith(".gz"):
-        with atomic_write(path, "wb") as fh:
-            with gzip.GzipFile(fileobj=fh, mode="wb", mtime=0) as gz:
-                gz.write(text.encode("utf-8"))
+        with atomic_write(path, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0) as gz:
+            gz.write(text.encode("utf-8"))
     else:
         with atomic_write(path) as fh:
             fh.write(text)

@@ -16,7 +16,8 @@ _LAZY = {
     "evaluate_policy": "trimpomdp.solvers.evaluate",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = ["FIBSolver", "PointBasedSolver", "QMDPSolver", "SARSOPSolver", "SolveInfo",
+           "evaluate_policy"]
 
 
 def __getattr__(name: str) -> Any:

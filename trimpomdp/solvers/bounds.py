@@ -9,12 +9,17 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from trimpomdp.pomdp.tabular import TabularPOMDP
+
+if TYPE_CHECKING:
+    from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
+    from trimpomdp.solvers.info import SolveInfo
 
 #: models with more states, or sparser transitions, use scipy.sparse kernels.
 SPARSE_STATES = 400
@@ -233,8 +238,7 @@ class SawtoothUpperBound:
 
     def update(self, key: int, value: float) -> None:
         """Lower the value stored at point ``key``."""
-        if value < self.v[key]:
-            self.v[key] = value
+        self.v[key] = min(self.v[key], value)
 
     def _concat(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         lens = np.fromiter((len(i) for i in self._idx[lo:hi]), dtype=np.int64, count=hi - lo)
@@ -317,7 +321,7 @@ class QMDPSolver:
     def _Q(self, model: PreparedPOMDP) -> np.ndarray:
         return qmdp_values(model, tol=self.tol, max_seconds=self.max_seconds)
 
-    def solve_info(self, pomdp: TabularPOMDP):  # noqa: ANN201 - (AlphaVectorPolicy, SolveInfo)
+    def solve_info(self, pomdp: TabularPOMDP) -> tuple[AlphaVectorPolicy, SolveInfo]:
         """Solve; returns (policy, info) where info.upper is the bound at b0."""
         from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
         from trimpomdp.solvers.info import SolveInfo
@@ -334,7 +338,7 @@ class QMDPSolver:
         return pol, SolveInfo(seconds=secs, iterations=1, backups=0, n_alpha=model.A, lower=low,
                               upper=up, gap_trace=((secs, low, up),), solver=type(self).__name__)
 
-    def solve(self, pomdp: TabularPOMDP):  # noqa: ANN201 - AlphaVectorPolicy
+    def solve(self, pomdp: TabularPOMDP) -> AlphaVectorPolicy:
         """Solve and return the policy."""
         return self.solve_info(pomdp)[0]
 

@@ -7,15 +7,18 @@ Perseus (Spaan & Vlassis 2005) backs up random points until each point has impro
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trimpomdp._validate import nonneg_float
 from trimpomdp.errors import InputError
 from trimpomdp.pomdp.tabular import TabularPOMDP
-from trimpomdp.solvers.bounds import (PreparedPOMDP, blind_alphas, fib_values,
-                                      single_threaded_blas)
+from trimpomdp.solvers.bounds import PreparedPOMDP, blind_alphas, fib_values, single_threaded_blas
 from trimpomdp.solvers.info import SolveInfo
+
+if TYPE_CHECKING:
+    from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
 
 METHODS = ("pbvi", "perseus")
 
@@ -100,7 +103,7 @@ class PointBasedSolver:
         self.timeout = nonneg_float(timeout, "timeout", strict=True)
         self.seed = seed
 
-    def solve(self, pomdp: TabularPOMDP):  # noqa: ANN201 - AlphaVectorPolicy
+    def solve(self, pomdp: TabularPOMDP) -> AlphaVectorPolicy:
         """Solve and return the policy."""
         return self.solve_info(pomdp)[0]
 
@@ -139,12 +142,12 @@ class PointBasedSolver:
                 new.append(cand[k][None, :])
         return B if not new else np.vstack([B] + new)
 
-    def solve_info(self, pomdp: TabularPOMDP):  # noqa: ANN201 - (AlphaVectorPolicy, SolveInfo)
+    def solve_info(self, pomdp: TabularPOMDP) -> tuple[AlphaVectorPolicy, SolveInfo]:
         """Solve ``pomdp``; returns (policy, info). ``info.upper`` is the FIB bound at b0."""
         with single_threaded_blas():
             return self._solve_info(pomdp)
 
-    def _solve_info(self, pomdp: TabularPOMDP):  # noqa: ANN202
+    def _solve_info(self, pomdp: TabularPOMDP) -> tuple[AlphaVectorPolicy, SolveInfo]:
         from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
 
         t0 = time.process_time()

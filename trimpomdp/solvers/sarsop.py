@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,9 +18,17 @@ import scipy.sparse as sp
 from trimpomdp._validate import nonneg_float
 from trimpomdp.errors import InputError
 from trimpomdp.pomdp.tabular import TabularPOMDP
-from trimpomdp.solvers.bounds import (PreparedPOMDP, SawtoothUpperBound, blind_alphas,
-                                      fib_values, single_threaded_blas)
+from trimpomdp.solvers.bounds import (
+    PreparedPOMDP,
+    SawtoothUpperBound,
+    blind_alphas,
+    fib_values,
+    single_threaded_blas,
+)
 from trimpomdp.solvers.info import SolveInfo
+
+if TYPE_CHECKING:
+    from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
 
 #: successors with a smaller observation probability are not expanded.
 P_MIN = 1e-12
@@ -125,17 +134,17 @@ class SARSOPSolver:
         self.progress_every = progress_every
         self._hsvi = 1.0
 
-    def solve(self, pomdp: TabularPOMDP):  # noqa: ANN201 - AlphaVectorPolicy
+    def solve(self, pomdp: TabularPOMDP) -> AlphaVectorPolicy:
         """Solve ``pomdp`` and return an :class:`AlphaVectorPolicy`."""
         return self.solve_info(pomdp)[0]
 
     # ------------------------------------------------------------------------------------------
-    def solve_info(self, pomdp: TabularPOMDP):  # noqa: ANN201 - (AlphaVectorPolicy, SolveInfo)
+    def solve_info(self, pomdp: TabularPOMDP) -> tuple[AlphaVectorPolicy, SolveInfo]:
         """Solve ``pomdp``; returns (policy, info) with the bounds at b0."""
         with single_threaded_blas():
             return self._solve_info(pomdp)
 
-    def _solve_info(self, pomdp: TabularPOMDP):  # noqa: ANN202
+    def _solve_info(self, pomdp: TabularPOMDP) -> tuple[AlphaVectorPolicy, SolveInfo]:
         from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
 
         t0 = time.process_time()
