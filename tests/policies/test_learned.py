@@ -43,8 +43,8 @@ def test_numpy_gru_matches_torch():
         a, q, _ = pol.route(ctx, None)
         ours.append(q)
         hist.append((s, n, int(a)))
-    x = torch.tensor([[seq_input(s, n, t, hist[t - 1][2] if t else 0)
-                       for t, (s, n) in enumerate(steps)]], dtype=torch.float32)
+    x = torch.tensor([[seq_input(s, n, t, hist[t - 1][2] if t else 0) + agg_features(
+        s, 1.0, 1.0, n, t) for t, (s, n) in enumerate(steps)]], dtype=torch.float32)
     with torch.no_grad():
         logits, _, _ = net(x)
     np.testing.assert_allclose(np.array(ours), logits[0].numpy(), atol=1e-5)
@@ -86,6 +86,8 @@ def test_config_validation():
         PPOConfig(lam=-1)
     with pytest.raises(InputError):
         PPOConfig(lam=0.1, hidden=0)
+    with pytest.raises(InputError):
+        PPOConfig(lam=0.1, explore_floor=0.6)
     with pytest.raises(InputError):
         train_ppo("transformer", 0.1)
     assert agg_features(0.5, 0.4, 0.2, 150, 15) == [0.5, 0.4, 0.2, 0.5, 0.5]

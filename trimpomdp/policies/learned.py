@@ -8,9 +8,14 @@ model's reward (100), so λ means the same as in the POMDP; internally rewards a
   scores follow :class:`~trimpomdp.controller.StepRouter`'s bookkeeping (a regenerated step
   counts as 1.0), so the features at training and deployment are identical.
 * **TRIM-Seq** — a one-layer GRU (hidden 32) over the per-step inputs (score, tokens / 300,
-  step / 30, previous action), with actor and critic heads on its state.
+  step / 30, previous action); the actor and critic heads see its state concatenated with the
+  current step's five Agg features (so Seq can do at least what Agg does).
 
-PPO: Adam 3e-4, clip 0.2, GAE λ 0.95, γ = 1 (release values), entropy bonus 0.01. Training needs
+PPO: Adam 3e-4, clip 0.2, GAE λ 0.95, γ = 1 (release values), entropy bonus 0.01. The actor
+starts at P(regenerate) = ``init_regenerate`` and, during training, each action keeps a
+probability of at least ``explore_floor`` (the floored distribution is the one PPO optimises):
+without the floor PPO pushed P(regenerate) to ~0 before it had learnt how it depends on the score
+and collapsed to weak-only for λ ≥ 0.3 in our runs. Training needs
 torch (imported inside the functions); the trained policies run in plain numpy, so routing never
 loads torch. Deployment is greedy (argmax of the actor's logits).
 """
@@ -52,6 +57,8 @@ class PPOConfig:
     epochs: int = 4
     minibatch_episodes: int = 128
     entropy_coef: float = 0.01
+    init_regenerate: float = 0.3
+    explore_floor: float = 0.03
     value_coef: float = 0.5
     max_grad_norm: float = 0.5
     seed: int = 0
@@ -68,9 +75,10 @@ class PPOConfig:
                 raise InputError(f"The '{name}' parameter must be an integer >= 1. Got {v!r} "
                                  "instead.", field=name)
         if not (0 < self.lr < 1 and 0 < self.clip < 1 and 0 <= self.gae_lambda <= 1
-                and 0 < self.gamma <= 1 and self.reward > 0):
-            raise InputError("lr, clip in (0, 1), gae_lambda in [0, 1], gamma in (0, 1] and "
-                             "reward > 0 are required.", field="lr")
+                and 0 < self.gamma <= 1 and self.reward > 0 and 0 < self.init_regenerate < 1
+                and 0 <= self.explore_floor < 0.5):
+            raise InputError("lr, clip, init_regenerate in (0, 1), gae_lambda in [0, 1], gamma in "
+                             "(0, 1] and reward > 0 are required.", field="lr")
 
 
 # ---------------------------------------------------------------- numpy inference policies
@@ -166,7 +174,9 @@ class SeqPolicy(BaseRoutePolicy):
         self._h = _gru_step(np.array(seq_input(ctx.score, ctx.tokens, ctx.step, prev)), self._h,
                             self.w.gru)
         self._t += 1
-        lg = _mlp(self._h, self.w.actor)
+        z = np.concatenate([self._h, agg_features(ctx.score, ctx.min_prev, ctx.prod_prev,
+                                                  ctx.tokens, ctx.step)])
+        lg = _mlp(z, self.w.actor)
         act = _R if lg[1] > lg[0] else _C
         return act, (float(lg[0]), float(lg[1])), f"seq logits=({lg[0]:.3g}, {lg[1]:.3g})"
 
@@ -217,18 +227,20 @@ def _build_net(kind: str, cfg: PPOConfig) -> Any:
                 d = 5
             else:
                 self.gru = nn.GRU(4, cfg.gru_hidden, batch_first=True)
-                d = cfg.gru_hidden
+                d = cfg.gru_hidden + 5
             self.actor = nn.Sequential(nn.Linear(d, H), nn.Tanh(), nn.Linear(H, H), nn.Tanh(),
                                        nn.Linear(H, 2))
             self.critic = nn.Sequential(nn.Linear(d, H), nn.Tanh(), nn.Linear(H, H), nn.Tanh(),
                                         nn.Linear(H, 1))
-            with torch.no_grad():  # start near "continue" with small logits
-                self.actor[-1].weight.mul_(0.01)
-                self.actor[-1].bias.zero_()
+            with torch.no_grad():  # start at P(regenerate) = init_regenerate
+                self.actor[-1].bias.copy_(torch.tensor(
+                    [0.0, math.log(cfg.init_regenerate / (1.0 - cfg.init_regenerate))]))
 
         def forward(self, x: Any, h: Any = None) -> tuple[Any, Any, Any]:
+            """x: (..., 5) Agg features, or (B, T, 9) = Seq inputs (4) + Agg features (5)."""
             if self.gru is not None:
-                x, h = self.gru(x, h)
+                y, h = self.gru(x[..., :4], h)
+                x = torch.cat([y, x[..., 4:]], dim=-1)
             return self.actor(x), self.critic(x).squeeze(-1), h
 
     return Net()
@@ -248,14 +260,14 @@ def _export(net: Any, kind: str, cfg: PPOConfig, info: dict[str, Any]) -> _Weigh
                     gru=gru, config=asdict(cfg), info=info)
 
 
-def _collect(net: Any, kind: str, sc: Any, rng: Any) -> dict[str, Any]:
-    """One batch of episodes on scenario ``sc`` with the stochastic policy."""
+def _collect(net: Any, kind: str, sc: Any, rng: Any, fl: float) -> dict[str, Any]:
+    """One batch of episodes on scenario ``sc`` with the stochastic (floored) policy."""
     import torch
 
     from trimpomdp.sim import T_MAX, rollout
 
     n = sc.n
-    F = 5 if kind == "agg" else 4
+    F = 5 if kind == "agg" else 9
     X = np.zeros((n, T_MAX, F), np.float32)
     A = np.zeros((n, T_MAX), np.int64)
     LP = np.zeros((n, T_MAX), np.float32)
@@ -269,11 +281,10 @@ def _collect(net: Any, kind: str, sc: Any, rng: Any) -> dict[str, Any]:
     def act(t: int, idx: np.ndarray, score: np.ndarray, tok: np.ndarray, final: np.ndarray
             ) -> np.ndarray:
         nonlocal h
-        if kind == "agg":
-            x = np.column_stack([score, min_prev[idx], prod_prev[idx], tok / 300.0,
-                                 np.full(idx.size, t / 30.0)])
-        else:
-            x = np.column_stack([score, tok / 300.0, np.full(idx.size, t / 30.0), prev_a[idx]])
+        x = np.column_stack([score, min_prev[idx], prod_prev[idx], tok / 300.0,
+                             np.full(idx.size, t / 30.0)])
+        if kind == "seq":
+            x = np.column_stack([score, tok / 300.0, np.full(idx.size, t / 30.0), prev_a[idx], x])
         X[idx, t] = x
         with torch.no_grad():
             xt = torch.as_tensor(x, dtype=torch.float32)
@@ -283,7 +294,7 @@ def _collect(net: Any, kind: str, sc: Any, rng: Any) -> dict[str, Any]:
                 logits, v = logits[:, 0], v[:, 0]
             else:
                 logits, v, _ = net(xt)
-            p = torch.softmax(logits, -1).numpy()
+            p = (fl + (1 - 2 * fl) * torch.softmax(logits, -1)).numpy()
         a = (rng.random(idx.size) < p[:, 1]).astype(np.int64)
         A[idx, t] = a
         LP[idx, t] = np.log(np.where(a == 1, p[:, 1], p[:, 0]) + 1e-12)
@@ -347,7 +358,7 @@ def train_ppo(kind: str, lam: float, *, simulator: Any = None, config: PPOConfig
     t0 = time.time()
     for it in tqdm(range(cfg.iterations), disable=not progress, desc=f"PPO {kind} λ={lam:g}"):
         sc = sim.scenario(cfg.episodes_per_iter, cfg.seed * 1_000_000 + it)
-        batch = _collect(net, kind, sc, rng)
+        batch = _collect(net, kind, sc, rng, cfg.explore_floor)
         adv, ret = _gae(batch, cfg)
         res = batch["result"]
         curve.append({"iteration": it, "accuracy": res.accuracy,
@@ -368,7 +379,9 @@ def train_ppo(kind: str, lam: float, *, simulator: Any = None, config: PPOConfig
                 logits, v, _ = net(X[j])
                 mm = M[j]
                 logp_all = torch.log_softmax(logits, -1)
-                lp = logp_all.gather(-1, A[j][..., None]).squeeze(-1)
+                fl = cfg.explore_floor
+                lp = torch.log(fl + (1 - 2 * fl) * logp_all.exp()).gather(
+                    -1, A[j][..., None]).squeeze(-1)
                 ratio = torch.exp(lp - LP[j])
                 adv_j = ADV[j]
                 pg = -torch.min(ratio * adv_j, torch.clamp(ratio, 1 - cfg.clip, 1 + cfg.clip)
