@@ -1,0 +1,169 @@
+"""Head-to-head in the calibrated simulator: TRIM-Thr vs TRIM-POMDP (both belief modes) vs
+TRIM-Agg (and TRIM-Seq) vs query-level baselines, all on the same problems and draws.
+
+    python benchmarks/head_to_head.py [--n 2000] [--seed 2026] [--agg-iterations 100]
+
+Writes ``benchmarks/results/head_to_head.{md,json,png}``; trained checkpoints are cached in
+``benchmarks/results/ckpt/`` (delete to retrain). Also compares the simulated TRIM-POMDP
+(release rule) with the release's measured TRIM-POMDP rows at the same λ.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from trimpomdp import load_model
+from trimpomdp._io import write_json
+from trimpomdp.controller import StepRouter
+from trimpomdp.data.trim_release import read_release_results
+from trimpomdp.evaluation.curves import point_from_run, references_from_runs
+from trimpomdp.evaluation.metrics import CurvePoint, metrics_row
+from trimpomdp.evaluation.plots import plot_cost_accuracy, save
+from trimpomdp.evaluation.report import markdown_table
+from trimpomdp.policies.spec import make_router, pomdp_router
+from trimpomdp.pomdp.trim import TrimPOMDP
+from trimpomdp.resources import resource_path
+from trimpomdp.sim import load_simulator, simulate
+from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
+
+OUT = Path(__file__).resolve().parent / "results"
+THR = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
+LAMS = [0.02, 0.05, 0.1, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 1.2, 2.0]
+AGG_LAMS = [0.01, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3]
+SEQ_LAMS = [0.05, 0.15]
+QUERY = [0.05, 0.2, 0.5, 0.8, 0.9, 0.95, 0.99]
+RANDOM = [0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45]
+
+
+def learned(kind: str, lam: float, iters: int, sim) -> object:
+    from trimpomdp.policies.learned import PPOConfig, load_learned_policy, train_ppo
+
+    path = OUT / "ckpt" / f"{kind}_lam{lam:g}_it{iters}.json"
+    if path.exists():
+        return load_learned_policy(path, expect=kind)
+    pol = train_ppo(kind, lam, simulator=sim, config=PPOConfig(lam=lam, iterations=iters,
+                                                                seed=1))
+    pol.save(path)
+    return pol
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--agg-iterations", type=int, default=100)
+    ap.add_argument("--seq-iterations", type=int, default=120)
+    ap.add_argument("--no-seq", action="store_true")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    t0 = time.time()
+    model, sim = load_model(), load_simulator()
+    sc = sim.scenario(args.n, args.seed)
+    run = lambda router: simulate(router, sc)
+    refs = {s: run(make_router(s, record=False)) for s in ("weak", "strong", "oracle")}
+    ref = references_from_runs(refs["weak"], refs["strong"], refs["oracle"])
+    curves: dict[str, list[CurvePoint]] = {k: [] for k in (
+        "TRIM-Thr", "TRIM-POMDP (release rule)", "TRIM-POMDP (Bayes filter)", "TRIM-Agg",
+        "TRIM-Seq", "query-level (first-step PRM)", "random (matched cost)")}
+    for k in THR:
+        curves["TRIM-Thr"].append(point_from_run(run(make_router(f"thr:{k}", record=False)), k))
+    solver = FiniteHorizonSolver()
+    pomdp_vs_release = []
+    for lam in LAMS:
+        pol = solver.solve(TrimPOMDP(model=model, lam=lam))
+        for belief, key in (("release", "TRIM-POMDP (release rule)"),
+                            ("filter", "TRIM-POMDP (Bayes filter)")):
+            res = run(pomdp_router(pol, belief=belief, record=False))
+            curves[key].append(point_from_run(res, lam))
+    for lam in AGG_LAMS:
+        curves["TRIM-Agg"].append(point_from_run(run(StepRouter(
+            learned("agg", lam, args.agg_iterations, sim), record=False)), lam))
+    if not args.no_seq:
+        for lam in SEQ_LAMS:
+            curves["TRIM-Seq"].append(point_from_run(run(StepRouter(
+                learned("seq", lam, args.seq_iterations, sim), record=False)), lam))
+    for k in QUERY:
+        curves["query-level (first-step PRM)"].append(
+            point_from_run(run(make_router(f"query:{k}", record=False)), k))
+    for p in RANDOM:
+        curves["random (matched cost)"].append(
+            point_from_run(run(make_router(f"random:{p}", record=False, seed=args.seed)), p))
+    curves = {k: sorted(v, key=lambda p: p.strong_tokens) for k, v in curves.items() if v}
+    rows = [metrics_row(name, pts, ref) for name, pts in curves.items()]
+    # measured release curves, and the simulated POMDP vs the release's measured POMDP rows
+    rel = resource_path("data", "trim_release")
+    thr_meas = [CurvePoint(policy="thr", accuracy=r["accuracy"],
+                           strong_tokens=r["avg_target_tokens_per_question"],
+                           param=r["threshold"])
+                for r in read_release_results(rel / "thr_results_math500_summary.jsonl")]
+    pomdp_meas = [CurvePoint(policy="pomdp", accuracy=r["accuracy"],
+                             strong_tokens=r["avg_target_tokens_per_question"],
+                             param=r["cost_per_token"])
+                  for r in read_release_results(rel / "pomdp_results_math500_summary.jsonl")]
+    sim_rel = {p.param: p for p in curves["TRIM-POMDP (release rule)"]}
+    sim_fil = {p.param: p for p in curves["TRIM-POMDP (Bayes filter)"]}
+    for m in pomdp_meas:
+        s, f = sim_rel.get(m.param), sim_fil.get(m.param)
+        pomdp_vs_release.append({
+            "lam": m.param, "acc_meas": m.accuracy, "tokens_meas": m.strong_tokens,
+            "acc_sim_release_rule": s.accuracy if s else None,
+            "tokens_sim_release_rule": s.strong_tokens if s else None,
+            "acc_sim_filter": f.accuracy if f else None,
+            "tokens_sim_filter": f.strong_tokens if f else None})
+    ax = plot_cost_accuracy(curves, ref, title=f"simulated MATH-500, n={args.n}, seed {args.seed}",
+                            measured={"TRIM-Thr": thr_meas, "TRIM-POMDP": pomdp_meas})
+    ax.figure.set_size_inches(8, 5.5)
+    save(ax, OUT / "head_to_head.png")
+    import matplotlib.pyplot as plt
+
+    from trimpomdp.evaluation.plots import plot_belief_trajectories
+
+    pol = solver.solve(TrimPOMDP(model=model, lam=0.25))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    few = sc.subset(list(range(12)))
+    for a, belief in zip(axes, ("filter", "release")):
+        tr = simulate(pomdp_router(pol, belief=belief), few, keep_traces=True).traces
+        plot_belief_trajectories(tr, ax=a, title=f"TRIM-POMDP λ=0.25, {belief} belief")
+    save(fig, OUT / "belief_trajectories.png")
+    from trimpomdp.evaluation.metrics import References
+    from trimpomdp.evaluation.metrics import metrics_row as mrow
+
+    mref = References(weak_accuracy=0.364, strong_accuracy=0.73, strong_tokens=494.84)
+    meas_rows = [mrow("TRIM-Thr (measured, release)", [p for p in thr_meas if 0 < p.param < 1],
+                      mref),
+                 mrow("TRIM-POMDP (measured, release)", pomdp_meas, mref)]
+    lines = [(f"# Head-to-head (calibrated simulator, n = {args.n} problems per point, seed "
+             f"{args.seed}, common random numbers)"), "",
+             (f"References: weak-only {ref.weak_accuracy:.3f}, strong-only {ref.strong_accuracy:.3f}"
+             f" at {ref.strong_tokens:.1f} strong tokens/problem, oracle query-level "
+             f"{ref.oracle_accuracy:.3f} at {ref.oracle_tokens:.1f} "
+             f"(c = {ref.oracle_tokens / ref.strong_tokens:.3f})."), "",
+             ("CPT = cheapest measured point reaching the PGR target, as cost c = C̄/C̄(strong) "
+             "(— = not reached). ΔIBC: 'mean' = mean over the curve's points, 'best' = best point."
+             " Budget accuracy = best accuracy among points with c ≤ budget."), "",
+             markdown_table(rows), "", "Measured (release, 500 problems, same metrics):", "",
+             markdown_table(meas_rows), "",
+             "## Simulated TRIM-POMDP vs the release's measured TRIM-POMDP (same λ)", "",
+             ("| λ | acc meas | acc sim (release rule) | acc sim (filter) | C̄ meas | "
+             "C̄ sim (release rule) | C̄ sim (filter) |"), "|---|---|---|---|---|---|---|"]
+    for r in pomdp_vs_release:
+        lines.append(f"| {r['lam']:g} | {r['acc_meas']:.3f} | {r['acc_sim_release_rule']:.3f} | "
+                     f"{r['acc_sim_filter']:.3f} | {r['tokens_meas']:.1f} | "
+                     f"{r['tokens_sim_release_rule']:.1f} | {r['tokens_sim_filter']:.1f} |")
+    lines += ["", f"Wall time {time.time() - t0:.0f} s."]
+    (OUT / "head_to_head.md").write_text("\n".join(lines) + "\n")
+    write_json(OUT / "head_to_head.json", {"n": args.n, "seed": args.seed, "rows": rows,
+                                           "measured_rows": meas_rows,
+                                           "pomdp_vs_release": pomdp_vs_release})
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
