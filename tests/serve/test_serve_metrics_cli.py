@@ -103,3 +103,20 @@ def test_cli_maps_every_option_to_the_config():
                                  "--skip-upstream-check", "--max-steps", "12"))
     assert (cfg.policy, cfg.served_model_name, cfg.upstream_concurrency, cfg.check_upstream,
             cfg.max_steps) == ("pomdp-filter:0.3", "m", 3, False, 12)
+
+
+def test_client_disconnect_cancels_the_request_and_its_upstream_calls():
+    import time
+
+    with stubs(n_steps=3, delay=1.0) as up, ServerThread(config(up)) as srv, \
+            httpx.Client(base_url=srv.url, timeout=30) as http:
+        body = {"model": "trimpomdp", "messages": [{"role": "user", "content": "q"}]}
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up during the first draft
+            httpx.post(srv.url + "/v1/chat/completions", json=body, timeout=0.4)
+        time.sleep(2.0)  # the draft would have returned by now and the PRM been asked
+        m = parse_prometheus(http.get("/metrics").text)
+        assert m["trim_client_disconnects_total"] == 1
+        assert m['trim_requests_total{endpoint="chat",status="499"}'] == 1
+        assert m["trim_requests_in_flight"] == 0
+        assert up["prm"].hits["/pooling"] == 0  # cancelled before scoring: no wasted calls
+        assert up["weak"].hits["/v1/chat/completions"] == 1

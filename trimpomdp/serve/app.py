@@ -190,7 +190,7 @@ class TrimServer:
             if err.status == 502:
                 self.metrics.inc("trim_upstream_errors_total")
             raise
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ConnectionResetError):
             status = 499  # client closed the connection (nginx's convention)
             self.metrics.inc("trim_client_disconnects_total")
             raise
@@ -297,9 +297,16 @@ class TrimServer:
                 break
             try:
                 rec, loop_s = task.result()
-            except APIError as err:
+            except Exception as exc:
                 if resp is None:
-                    raise
+                    raise  # nothing sent yet: a plain JSON error (middleware)
+                if isinstance(exc, APIError):
+                    err = exc
+                else:
+                    ref = uuid.uuid4().hex[:12]
+                    log.exception("internal error %s while streaming", ref)
+                    err = APIError(500, f"Internal server error (log id {ref}).",
+                                   type="server_error")
                 await send({"error": err.body()["error"]})  # headers are out: report in-band
                 await send(b"data: [DONE]\n\n")
                 return resp, err.status

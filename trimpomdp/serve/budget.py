@@ -114,10 +114,7 @@ class BudgetRouters:
     async def choose(self, budget: Budget | None) -> RouterChoice:
         """The router for a request's budget (the server default when there is none)."""
         if budget is None:
-            if self._default is None:
-                await self.start()
-            assert self._default is not None
-            return self._default
+            return self._default if self._default is not None else await self.start()
         loop = asyncio.get_running_loop()
         share = budget.strong_token_share
         if share is not None:
