@@ -638,9 +638,12 @@ def lambda_for_budget(model: TrimModel, budget_share: float, *,
                       lam_max: float = 5.0, tol: float = 1e-3, max_iter: int = 30) -> float:
     """Smallest λ whose simulated strong-token share (C̄ / C̄ strong-only) is ≤ ``budget_share``.
 
-    Bisection over λ with the exact solver; the share falls as λ grows (more expensive strong
-    tokens). Returns ``lam_max`` if even that λ overspends (InputError if 0 meets it is false
-    and lam_max does not either).
+    Bisection over λ with the exact solver on one simulated scenario (``n`` problems, ``seed``);
+    the share falls as λ grows. Returns 0.0 if λ = 0 already meets the budget; raises InputError
+    if even ``lam_max`` overspends. The result is within ``tol`` of the crossing point.
+
+    >>> from trimpomdp import load_model
+    >>> lam = lambda_for_budget(load_model(), 0.2, n=200, tol=0.05)  # doctest: +SKIP
     """
     from trimpomdp._validate import unit_float
 
