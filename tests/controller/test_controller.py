@@ -109,3 +109,20 @@ def test_belief_policy_requires_updater():
 
     with pytest.raises(InputError, match="updater"):
         StepRouter(PomdpRoutePolicy(Fake()))
+
+
+def test_zero_evidence_is_flagged_in_trace():
+    from trimpomdp.belief import BayesFilterUpdater, trim_transitions
+
+    class Echo(BaseRoutePolicy):
+        name, uses_belief = "echo", True
+
+        def route(self, ctx, belief):
+            return RouteAction.CONTINUE, None, "echo"
+
+    up = BayesFilterUpdater(trim_transitions(0.9, 0.97), lambda a, b: (0.0, 0.0, 0.0))
+    r = StepRouter(Echo(), up)
+    d = r.decide(0.4, 10, 0)
+    assert d.belief.fallback and "zero evidence" in d.reason
+    assert r.trace[0]["belief_fallback"] is True
+    assert all(math.isfinite(x) for x in r.trace[0]["belief"])
