@@ -1,4 +1,4 @@
-"""Belief tracking along score sequences: against the StepRouter loop, hand computations, invariants."""
+"""Belief tracking along score sequences: vs the StepRouter loop, by hand, and invariants."""
 from __future__ import annotations
 
 import matplotlib
@@ -260,3 +260,21 @@ def test_release_measured_curves_are_the_bundled_points():
     assert thr[0.0].accuracy == 0.364 and thr[0.0].strong_tokens == 0.0
     assert thr[0.05].accuracy == 0.508
     assert {p.param for p in curves["release TRIM-POMDP"]} >= {0.15, 0.25, 0.35}
+
+
+def test_learned_checkpoints_keeps_only_tracked_files(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    d = tmp_path / "models" / "learned"
+    d.mkdir(parents=True)
+    for name in ("agg_lam0.1.json", "seq_lam0.1.json", "notes.json"):
+        (d / name).write_text("{}")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "models/learned/agg_lam0.1.json", "models/learned/notes.json"],
+                   cwd=tmp_path, check=True)
+    assert [p.name for p in tj.learned_checkpoints(tmp_path)] == ["agg_lam0.1.json"]
+    assert [p.name for p in tj.learned_checkpoints(tmp_path, tracked_only=False)] == \
+        ["agg_lam0.1.json", "seq_lam0.1.json"]

@@ -1,13 +1,14 @@
 """Belief tracking along real PRM score sequences, its analysis, and the notebooks' figures.
 
 :func:`track` runs the controller's belief tracking on many solutions at once (numpy over
-solutions, a loop over steps). ``mode="router"`` reproduces :class:`~trimpomdp.controller.StepRouter`
-with :func:`~trimpomdp.policies.spec.pomdp_router` exactly (same beliefs, same actions; checked
-against :func:`track_with_router`, the plain ``decide`` loop): each real step is treated as the
-next draft after the router's decision, a regenerated draft's score leaves min/product (it counts
-as 1.0). ``mode="passive"`` tracks the process that actually wrote the data (every step kept:
-the filter predicts with *continue*) over the whole solution, and records the action the policy
-would have taken at each step (< the horizon) from that belief.
+solutions, a loop over steps). ``mode="router"`` reproduces
+:class:`~trimpomdp.controller.StepRouter` with :func:`~trimpomdp.policies.spec.pomdp_router`
+exactly (same beliefs, same actions; checked against :func:`track_with_router`, the plain
+``decide`` loop): each real step is treated as the next draft after the router's decision, a
+regenerated draft's score leaves min/product (it counts as 1.0). ``mode="passive"`` tracks the
+process that actually wrote the data (every step kept: the filter predicts with *continue*) over
+the whole solution, and records the action the policy would have taken at each step (< the
+horizon) from that belief.
 
 Figures take an optional ``ax`` and return it; matplotlib is imported inside the functions.
 """
@@ -743,6 +744,31 @@ def simulate_policies(policies: Sequence[Any], specs: Sequence[str], *, n: int =
     return curves, ref, rows
 
 
+def learned_checkpoints(root: str | os.PathLike[str] = ".",
+                        dirs: Sequence[str] = ("models/learned", "benchmarks/results/ckpt"), *,
+                        tracked_only: bool = True) -> list[Any]:
+    """TRIM-Agg / TRIM-Seq checkpoint files (``agg_*.json``, ``seq_*.json``) under ``root/dirs``.
+
+    ``tracked_only`` keeps only files git tracks, so a notebook's committed output matches what a
+    fresh checkout (CI) can reproduce; outside a git checkout every file present is used.
+    """
+    import subprocess
+    from pathlib import Path
+
+    base = Path(root).resolve()
+    files = sorted(p.resolve() for d in dirs if (base / d).is_dir()
+                   for p in (base / d).glob("*.json") if p.name.startswith(("agg_", "seq_")))
+    if not tracked_only or not files:
+        return files
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--", *dirs], cwd=base, check=True,
+                             capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return files
+    tracked = {(base / f).resolve() for f in out.split("\0") if f}
+    return [p for p in files if p in tracked]
+
+
 def release_measured_curves() -> dict[str, list[Any]]:
     """The release's measured MATH-500 points (TRIM-Thr, TRIM-POMDP; Qwen2.5-1.5B -> 7B)."""
     from trimpomdp.data.trim_release import read_release_results
@@ -762,9 +788,9 @@ def release_measured_curves() -> dict[str, list[Any]]:
 
 
 __all__ = ["BeliefTracks", "Disagreement", "ScoreTable", "action_map", "auroc", "auroc_table",
-           "density_batch", "disagreement", "load_scores", "pick_examples", "plot_filter_vs_release",
-           "plot_policy_grid", "plot_regenerate_regions", "plot_regenerate_share",
-           "plot_regeneration_profile", "plot_roc", "plot_score_paths",
-           "plot_simplex_trajectories", "q_batch", "regenerate_share", "regeneration_profile",
-           "release_measured_curves", "separation_scores", "simulate_policies", "track",
-           "track_with_router"]
+           "density_batch", "disagreement", "learned_checkpoints", "load_scores",
+           "pick_examples", "plot_filter_vs_release", "plot_policy_grid",
+           "plot_regenerate_regions", "plot_regenerate_share", "plot_regeneration_profile",
+           "plot_roc", "plot_score_paths", "plot_simplex_trajectories", "q_batch",
+           "regenerate_share", "regeneration_profile", "release_measured_curves",
+           "separation_scores", "simulate_policies", "track", "track_with_router"]
