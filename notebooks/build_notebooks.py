@@ -128,17 +128,25 @@ score" and "last step score". AUROC = `sklearn.metrics.roc_auc_score`."""),
 scores = tj.separation_scores(data, {"P(S0) Bayes filter": passive["filter"],
                                      "P(S0) release rule": passive["release"]})
 scores[f"P(S0) Bayes filter, router λ={LAM} (first 30 steps)"] = routed["filter"].p_s0_final()
-rows = tj.auroc_table(data, scores)
-display(Markdown("| score | AUROC |\\n|---|---|\\n" + "\\n".join(
-    f"| {r['score']} | {r['auroc']:.4f} |" for r in rows)
-    + f"\\n\\n{data.n:,} solutions ({int(data.correct.sum()):,} correct)."))
+rows = tj.auroc_bootstrap(data.correct, scores, reference="min step score",
+                          groups=data.problems(), n_boot=200)
+display(Markdown(
+    "| score | AUROC | 95% CI | AUROC − min-score AUROC (95% CI, paired) |\\n|---|---|---|---|\\n"
+    + "\\n".join(f"| {r['score']} | {r['auroc']:.4f} | [{r['lo']:.4f}, {r['hi']:.4f}] | "
+                  f"{r['diff']:+.4f} [{r['diff_lo']:+.4f}, {r['diff_hi']:+.4f}] |" for r in rows)
+    + f"\\n\\n{data.n:,} solutions ({int(data.correct.sum()):,} correct); percentile bootstrap "
+      "over problems (all solutions of a resampled problem together: they are correlated), "
+      "200 resamples."))
 fig, ax = plt.subplots(figsize=(6, 5.2))
 tj.plot_roc(data.correct, {k: v for k, v in scores.items() if "router" not in k}, ax=ax);"""),
     ("md", """\
-Reading: the belief's P(S0) is a monotone-ish function of the same scores, shrunk by the model's
-per-step prior (p_w = 0.866 for the 1.5B weak model, applied here to 7B-written steps), so it is
-not expected to beat the minimum score as a *verifier*; the table shows by how much it trails or
-leads. The point of the belief is routing, below."""),
+Reading: the final P(S0) is built from the same scores as the minimum score (the observation is
+the min of previous scores and the current score), shrunk by the model's per-step prior
+(p_w = 0.866 for the 1.5B weak model, applied here to 7B-written steps), so it is not expected to
+beat the minimum score as a *verifier*; the paired-difference column says whether the two can be
+told apart on this data (an interval containing 0: they cannot). The router's belief (last row)
+conditions on its own regenerations, which these replayed solutions never had, so it is a worse
+verifier by construction. The point of the belief is routing, below."""),
     ("md", """\
 ## Where would TRIM-POMDP ask for a regeneration?
 

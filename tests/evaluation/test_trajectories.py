@@ -51,6 +51,30 @@ def test_auroc_rejects_one_class_and_nan():
         tj.auroc([1, 0], [np.nan, 0.3])
 
 
+def test_auroc_bootstrap_interval_and_paired_difference():
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.6
+    good = y + rng.normal(0, 0.8, 400)
+    noise = rng.random(400)
+    rows = {r["score"]: r for r in tj.auroc_bootstrap(y, {"good": good, "same": good.copy(),
+                                                          "noise": noise},
+                                                      reference="good", n_boot=100)}
+    g = rows["good"]
+    assert g["lo"] <= g["auroc"] <= g["hi"] and g["hi"] - g["lo"] < 0.15
+    assert g["auroc"] == tj.auroc(y, good)
+    assert rows["same"]["diff"] == 0 and rows["same"]["diff_lo"] == rows["same"]["diff_hi"] == 0
+    assert rows["noise"]["diff_hi"] < 0  # clearly worse than the informative score
+    with pytest.raises(InputError, match="reference"):
+        tj.auroc_bootstrap(y, {"good": good}, reference="min")
+    # resampling whole groups: 40 groups of 10 identical copies -> wider interval than by copy
+    yy, ss = np.repeat(y[:40], 10), np.repeat(good[:40], 10)
+    grp = np.repeat(np.arange(40), 10)
+    by_copy = tj.auroc_bootstrap(yy, {"s": ss}, n_boot=100)[0]
+    by_group = tj.auroc_bootstrap(yy, {"s": ss}, groups=grp, n_boot=100)[0]
+    assert by_group["auroc"] == by_copy["auroc"]
+    assert by_group["hi"] - by_group["lo"] > 2 * (by_copy["hi"] - by_copy["lo"])
+
+
 def test_auroc_table_min_score_on_hand_made_set():
     data = _table([[0.9, 0.95], [0.9, 0.2, 0.8], [0.99], [0.5, 0.6]], [True, False, True, False])
     rows = {r["score"]: r["auroc"] for r in tj.auroc_table(data, {"min": data.min_score()})}

@@ -99,6 +99,10 @@ class ScoreTable:
         """Score of each solution's last step."""
         return self.scores[np.arange(self.n), self.lengths - 1]
 
+    def problems(self) -> np.ndarray:
+        """Problem id of each solution (``id`` before ``#``)."""
+        return np.array([i.split("#")[0] for i in self.ids])
+
     def subset(self, idx: Any) -> ScoreTable:
         """The solutions ``idx`` (indices or a boolean mask), trimmed to their longest length."""
         idx = np.arange(self.n)[idx]
@@ -392,6 +396,53 @@ def auroc_table(data: ScoreTable, scores: Mapping[str, np.ndarray]) -> list[dict
     """Rows {name, auroc, n, n_correct} for each score, best first."""
     rows = [{"score": k, "auroc": auroc(data.correct, v), "n": data.n,
              "n_correct": int(data.correct.sum())} for k, v in scores.items()]
+    return sorted(rows, key=lambda r: -r["auroc"])
+
+
+def auroc_bootstrap(correct: Any, scores: Mapping[str, Any], *, reference: str | None = None,
+                    groups: Any = None, n_boot: int = 200, seed: int = 0, level: float = 0.95
+                    ) -> list[dict[str, Any]]:
+    """AUROC of each score with a percentile bootstrap interval, and the paired difference to
+    ``reference``; the same resamples serve every score.
+
+    Resamples solutions with replacement, or whole ``groups`` (e.g. problem ids: solutions of one
+    problem are correlated) when given.
+    """
+    y = np.asarray(correct, bool)
+    if groups is not None:
+        _, g = np.unique(np.asarray(groups), return_inverse=True)
+        order = np.argsort(g, kind="stable")
+        members = np.split(order, np.cumsum(np.bincount(g))[:-1])
+    else:
+        members = None
+    if reference is not None and reference not in scores:
+        raise InputError(f"reference must be one of the scores {sorted(scores)}. Got "
+                         f"{reference!r} instead.", field="reference")
+    S = {k: np.asarray(v, float) for k, v in scores.items()}
+    rng = np.random.default_rng(seed)
+    boots: dict[str, list[float]] = {k: [] for k in S}
+    for _ in range(int(n_boot)):
+        if members is None:
+            i = rng.integers(0, y.size, y.size)
+        else:
+            i = np.concatenate([members[j] for j in rng.integers(0, len(members),
+                                                                  len(members))])
+        if y[i].all() or not y[i].any():
+            continue
+        for k, v in S.items():
+            boots[k].append(auroc(y[i], v[i]))
+    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    rows = []
+    for k, v in S.items():
+        b = np.asarray(boots[k])
+        row = {"score": k, "auroc": auroc(y, v), "lo": float(np.percentile(b, lo)),
+               "hi": float(np.percentile(b, hi))}
+        if reference is not None:
+            d = b - np.asarray(boots[reference])
+            row.update({"diff": row["auroc"] - auroc(y, S[reference]),
+                        "diff_lo": float(np.percentile(d, lo)),
+                        "diff_hi": float(np.percentile(d, hi))})
+        rows.append(row)
     return sorted(rows, key=lambda r: -r["auroc"])
 
 
@@ -787,7 +838,7 @@ def release_measured_curves() -> dict[str, list[Any]]:
     return out
 
 
-__all__ = ["BeliefTracks", "Disagreement", "ScoreTable", "action_map", "auroc", "auroc_table",
+__all__ = ["BeliefTracks", "Disagreement", "ScoreTable", "action_map", "auroc", "auroc_bootstrap", "auroc_table",
            "density_batch", "disagreement", "learned_checkpoints", "load_scores",
            "pick_examples", "plot_filter_vs_release", "plot_policy_grid",
            "plot_regenerate_regions", "plot_regenerate_share", "plot_regeneration_profile",
