@@ -575,7 +575,7 @@ def plot_score_paths(tracks: BeliefTracks, data: ScoreTable, idx: Sequence[int],
     ax.legend(handles=[Line2D([], [], color="tab:green", marker="o", ms=3, label="correct answer"),
                        Line2D([], [], color="tab:red", marker="o", ms=3, label="incorrect answer"),
                        Line2D([], [], color="black", marker="x", ls="",
-                              label="policy asks to regenerate")], fontsize=7, loc="lower left")
+                              label="policy asks to regenerate")], fontsize=7, loc="best")
     ax.set_xlabel("step (1-based)")
     ax.set_ylabel("PRM score of the step (P(correct))")
     ax.set_ylim(-0.03, 1.03)
