@@ -42,7 +42,7 @@ SARSOP = {
 
 
 def pomdp_py_pouct(m, *, episodes: int = 20, steps: int = 60, sims: int = 100,
-                   wall: float = 20.0) -> str:
+                   wall: float = 10.0) -> str:
     """pomdp-py's POUCT (online MCTS, ``sims`` simulations per step) on small models."""
     try:
         import pomdp_py

@@ -59,7 +59,7 @@ def test_rocksample_4_4(shared_data):
     assert info.lower == pytest.approx(17.9245, abs=0.02)
 
 
-@pytest.mark.parametrize("name", ["mini-hall2.pomdp", "network.pomdp"])
+@pytest.mark.parametrize("name", ["mini-hall2.pomdp", "network.pomdp", "tiger-grid.pomdp"])
 def test_bounds_bracket_the_simulated_value(shared_data, name):
     m = read_cassandra(os.path.join(shared_data, "pomdp", name))
     pol, info = SARSOPSolver(precision=1e-3, timeout=3).solve_info(m)
@@ -103,3 +103,21 @@ def test_loading_a_policy_for_another_model_fails(tmp_path):
 def test_bad_parameters(kw):
     with pytest.raises(InputError):
         SARSOPSolver(**kw)
+
+
+def test_pruning_keeps_the_vectors_a_kept_vector_was_built_from():
+    from trimpomdp.solvers.sarsop import AlphaSet
+
+    G = AlphaSet(np.array([[0.0, 0.0], [1.0, -1.0]]), np.array([0, 1]))
+    G.add(np.array([2.0, -3.0]), 1, refs=np.array([0, 0]))   # ids 0, 1, 2 (no dominance)
+    G.add(np.array([-1.0, 3.0]), 0, refs=np.array([2, 2]))   # id 3, built from vector 2
+    keep = np.zeros(len(G), bool)
+    keep[-1] = True                                          # a witness keeps only id 3
+    G.keep(keep)
+    assert sorted(G.ids.tolist()) == [0, 2, 3]               # 3 -> 2 -> 0; 1 unreferenced
+    # a reference to a vector removed as dominated follows the dominating vector
+    H = AlphaSet(np.array([[0.0, 0.0]]), np.array([0]))
+    H.add(np.array([1.0, 1.0]), 0, refs=np.array([0]))       # removes vector 0 (dominated)
+    H.add(np.array([-5.0, 5.0]), 0, refs=np.array([0]))
+    H.keep(np.array([False, True]))
+    assert sorted(H.ids.tolist()) == [1, 2]

@@ -37,27 +37,62 @@ Progress = Callable[[float, float, float, int], None]
 
 
 class AlphaSet:
-    """A growing set of alpha vectors (k, S) with actions; drops pointwise-dominated vectors."""
+    """A growing set of alpha vectors (k, S) with actions; drops pointwise-dominated vectors.
+
+    Each vector remembers the vectors its backup used (one per observation), so that pruning
+    can keep them: the "action of the best vector" policy then provably earns at least the
+    lower bound (V_Γ ≤ T^π V_Γ), instead of only at the tree's beliefs.
+    """
 
     def __init__(self, alphas: np.ndarray, actions: np.ndarray) -> None:
         self.G = np.array(alphas, dtype=float)
         self.a = np.array(actions, dtype=np.int64)
+        self.ids = np.arange(self.G.shape[0], dtype=np.int64)
+        self.refs: dict[int, np.ndarray] = {int(i): np.array([i]) for i in self.ids}
+        self.alias: dict[int, int] = {}
+        self.next_id = int(self.G.shape[0])
 
     def __len__(self) -> int:
         return self.G.shape[0]
 
-    def add(self, alpha: np.ndarray, action: int) -> None:
-        """Add ``alpha`` and remove the vectors it dominates pointwise."""
+    def add(self, alpha: np.ndarray, action: int, refs: np.ndarray) -> None:
+        """Add ``alpha`` (backed up from the vectors ``refs``), removing those it dominates."""
+        new_id = self.next_id
+        self.next_id += 1
         dom = np.all(self.G <= alpha + 1e-12, axis=1)
         if dom.any():
+            for r in self.ids[dom]:
+                self.alias[int(r)] = new_id
             self.G = self.G[~dom]
             self.a = self.a[~dom]
+            self.ids = self.ids[~dom]
         self.G = np.vstack([self.G, alpha[None, :]])
         self.a = np.append(self.a, action)
+        self.ids = np.append(self.ids, new_id)
+        self.refs[new_id] = np.asarray(refs, dtype=np.int64)
+
+    def _resolve(self, r: int) -> int:
+        while r in self.alias:
+            r = self.alias[r]
+        return r
 
     def keep(self, mask: np.ndarray) -> None:
-        self.G = self.G[mask]
-        self.a = self.a[mask]
+        """Keep the vectors in ``mask`` and, transitively, every vector they were built from."""
+        pos = {int(i): k for k, i in enumerate(self.ids)}
+        keep = np.array(mask, dtype=bool)
+        stack = [int(i) for i in self.ids[keep]]
+        while stack:
+            i = stack.pop()
+            for r in self.refs.get(i, ()):
+                k = pos.get(self._resolve(int(r)))
+                if k is not None and not keep[k]:
+                    keep[k] = True
+                    stack.append(int(self.ids[k]))
+        for i in self.ids[~keep]:
+            self.refs.pop(int(i), None)
+        self.G = self.G[keep]
+        self.a = self.a[keep]
+        self.ids = self.ids[keep]
 
 
 class _Tree:
@@ -262,7 +297,7 @@ class SARSOPSolver:
         alpha = K.R[a] + g * (K.T[a] @ w)
         val = float(alpha @ b)
         if val > tree.lb[i] + 1e-12 * max(1.0, abs(val)):
-            self.G.add(alpha, a)
+            self.G.add(alpha, a, self.G.ids[sel])
             tree.lb[i] = val
         kids = tree.kids[i]
         ks = kids[mask]
