@@ -58,7 +58,10 @@ def plot_policy_map(policy: Any, step: int, tokens_list: Sequence[float] = (30, 
     fig, axes = plt.subplots(1, len(tokens_list), figsize=(3.2 * len(tokens_list), 3.2),
                              squeeze=False)
     for ax, n in zip(axes[0], tokens_list):
-        acts = np.array([policy.action(step, n, b, final=final) for b in grid])
+        if hasattr(policy, "q_values_batch"):
+            acts = (np.diff(policy.q_values_batch(step, n, grid, final), axis=1)[:, 0] > 0)
+        else:
+            acts = np.array([policy.action(step, n, b, final=final) for b in grid])
         ax.tricontourf(xy[:, 0], xy[:, 1], acts.astype(float), levels=[-0.5, 0.5, 1.5],
                        colors=["tab:blue", "tab:orange"])
         draw_simplex(ax)

@@ -177,22 +177,7 @@ def q_batch(policy: Any, step: int, tokens: Any, beliefs: np.ndarray, final: Any
 
     ``tokens`` and ``final`` are scalars or (m,) arrays; same formula as ``TrimPolicy.q_values``.
     """
-    B = np.asarray(beliefs, float).reshape(-1, 3)
-    m = B.shape[0]
-    n = np.broadcast_to(np.asarray(tokens, float), (m,))
-    fin = np.broadcast_to(np.asarray(final, bool), (m,))
-    uc, vc = policy.continue_lines[step]
-    ur, vr = policy.regenerate_lines[step]
-    lam = float(policy.lam)
-    q = np.empty((m, 2))
-    q[:, 0] = (uc[None, :] + vc[None, :] * B[:, :1]).max(axis=1)
-    q[:, 1] = (ur[None, :] + vr[None, :] * (1.0 - B[:, 1:2])).max(axis=1) - lam * n
-    if fin.any():
-        R, ps = policy.model.reward, policy.model.p_strong
-        bf, nf = B[fin], n[fin]
-        q[fin, 0] = R * bf[:, 0]
-        q[fin, 1] = (ps * R - lam * nf) * (bf[:, 0] + bf[:, 2]) - lam * nf * bf[:, 1]
-    return q
+    return policy.q_values_batch(step, tokens, beliefs, final)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -96,5 +96,6 @@ def regenerate_share(policy: TrimPolicy, resolution: int = 20) -> float:
 
     grid = simplex_grid(resolution)
     n = policy.model.future_tokens
-    acts = [policy.action(t, n, b) for t in range(policy.pomdp.n_steps) for b in grid]
+    acts = [np.diff(policy.q_values_batch(t, n, grid), axis=1) > 0
+            for t in range(policy.pomdp.n_steps)]
     return float(np.mean(acts))

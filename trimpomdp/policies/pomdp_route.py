@@ -24,7 +24,7 @@ class PomdpRoutePolicy(BaseRoutePolicy):
         self.policy = policy
         lam = getattr(policy, "lam", None)
         self.name = name or (f"pomdp:λ={lam:g}" if lam is not None else "pomdp")
-        fast = getattr(policy, "_q", None)  # validated already: skip re-checking the belief
+        fast = getattr(policy, "q_values_unchecked", None)  # the router validated already
         self._q = fast if callable(fast) else None
 
     def route(self, ctx: StepContext, belief: Belief | None

@@ -62,9 +62,11 @@ class TrimPolicy:
         ``final=True`` when the current step is the solution's last (it holds the answer).
         """
         b = self.pomdp.check_query(step, tokens, belief, final=final)
-        return self._q(step, float(tokens), b, final)
+        return self.q_values_unchecked(step, float(tokens), b, final)
 
-    def _q(self, step: int, tokens: float, b: np.ndarray, final: bool) -> np.ndarray:
+    def q_values_unchecked(self, step: int, tokens: float, b: np.ndarray, final: bool = False
+                           ) -> np.ndarray:
+        """:meth:`q_values` without input checks, for hot loops that validated already."""
         if final:
             return self.pomdp.final_reward(tokens) @ b
         uc, vc = self.continue_lines[step]
@@ -92,16 +94,25 @@ class TrimPolicy:
         return np.vstack([_lines_to_alphas(uc, vc, CONTINUE, 0.0),
                           _lines_to_alphas(ur, vr, REGENERATE, self.lam * n)])
 
-    def regenerate_threshold_map(self, step: int, tokens: float, grid: int = 101) -> np.ndarray:
-        """Actions on a (b0, b2) grid (NaN outside the simplex): for plots of the policy map."""
-        xs = np.linspace(0.0, 1.0, grid)
-        out = np.full((grid, grid), np.nan)
-        for i, b0 in enumerate(xs):
-            for j, b2 in enumerate(xs):
-                if b0 + b2 <= 1.0 + 1e-12:
-                    b = np.array([b0, max(0.0, 1.0 - b0 - b2), b2])
-                    out[i, j] = float(np.argmax(self._q(step, tokens, b, False)[::-1]) == 0)
-        return out
+    def q_values_batch(self, step: int, tokens: Any, beliefs: Any, final: Any = False
+                       ) -> np.ndarray:
+        """[Q(continue), Q(regenerate)] (m, 2) for many beliefs (m, 3) at one step, unchecked.
+
+        ``tokens`` and ``final`` are scalars or (m,) arrays; same formula as :meth:`q_values`.
+        """
+        B = np.asarray(beliefs, float).reshape(-1, 3)
+        m = B.shape[0]
+        n = np.broadcast_to(np.asarray(tokens, float), (m,))
+        fin = np.broadcast_to(np.asarray(final, bool), (m,))
+        uc, vc = self.continue_lines[step]
+        ur, vr = self.regenerate_lines[step]
+        q = np.empty((m, 2))
+        q[:, 0] = (uc[None, :] + vc[None, :] * B[:, :1]).max(axis=1)
+        q[:, 1] = (ur[None, :] + vr[None, :] * (1.0 - B[:, 1:2])).max(axis=1) - self.lam * n
+        if fin.any():
+            rf = np.stack([self.pomdp.final_reward(x) for x in n[fin]])  # (k, 2, 3)
+            q[fin] = np.einsum("kac,kc->ka", rf, B[fin])
+        return q
 
     # ----- persistence -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
