@@ -12,6 +12,11 @@ router rewrites, under a hard deadline → completed / errors / lost, p50/p99 la
 the server's own ``trim_server_overhead_seconds`` histogram (time outside the loop) from /metrics.
 
 Run: ``python benchmarks/serve_load.py [--concurrency 200] [--rounds 3] [--out FILE]``.
+
+``--upstreams URLS.json`` (``{"weak": url | {"url": ...}, "strong": ..., "prm": ...}``, e.g. the
+file ``tests/generation/servers.py serve`` writes) points the server at REAL model servers instead;
+then the answers are only checked for being non-empty solutions, and ``--max-steps`` /
+``--max-tokens`` keep each request short.
 """
 from __future__ import annotations
 
@@ -42,9 +47,15 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))]
 
 
+#: per-request extras in real-upstream mode (None: stub mode)
+REAL: dict | None = None
+
+
 async def _one(session, url: str, i: int, stream: bool, bad: bool) -> dict:
-    body = {"model": "trimpomdp", "stream": stream,
-            "messages": [{"role": "user", "content": f"load {i}{' BADSTEP' if bad else ''}"}]}
+    q = f"load {i}{' BADSTEP' if bad else ''}" if REAL is None else \
+        f"What is ${abs(i) % 97} + {abs(i) % 13}$?"
+    body = {"model": "trimpomdp", "stream": stream, "messages": [{"role": "user", "content": q}],
+            **(REAL or {})}
     t0 = time.perf_counter()
     async with session.post(url + "/v1/chat/completions", json=body) as r:
         raw = await r.read()
@@ -64,8 +75,11 @@ async def _one(session, url: str, i: int, stream: bool, bad: bool) -> dict:
         ok = True
         text = doc["choices"][0]["message"]["content"]
         trim = doc["trim"]
-    want = "strong" if bad else "weak"
-    ok = ok and text.count(f"of {want} (good)") == 3 and text.endswith("\\boxed{5}.")
+    if REAL is None:
+        want = "strong" if bad else "weak"
+        ok = ok and text.count(f"of {want} (good)") == 3 and text.endswith("\\boxed{5}.")
+    else:
+        ok = ok and bool(text.strip()) and trim["n_steps"] >= 1
     return {"i": i, "ok": ok, "status": r.status, "seconds": dt,
             "loop_s": trim["timing"]["total_s"], "error": None if ok else text[:200]}
 
@@ -88,7 +102,7 @@ async def _run(url: str, n_seq: int, conc: int, rounds: int, deadline_s: float) 
     conn = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=deadline_s)
     async with aiohttp.ClientSession(connector=conn, timeout=timeout) as s:
-        for i in range(10):  # warm-up (connections, first-call paths)
+        for i in range(10 if REAL is None else 2):  # warm-up (connections, first calls)
             await _one(s, url, -1 - i, i % 2 == 1, i % 3 == 0)
         seq = [await _one(s, url, i, False, i % 2 == 1) for i in range(n_seq)]
         lat = [r["seconds"] for r in seq if r["ok"]]
@@ -143,20 +157,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sequential", type=int, default=100)
     ap.add_argument("--deadline", type=float, default=120.0, help="seconds per burst")
     ap.add_argument("--upstream-concurrency", type=int, default=32)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serve_load.json"))
+    ap.add_argument("--out", default=None, help="default benchmarks/results/serve_load.json "
+                    "(serve_load_real.json with --upstreams)")
+    ap.add_argument("--upstreams", metavar="URLS.json", help="real model servers instead of stubs")
+    ap.add_argument("--max-steps", type=int, default=2, help="per request, with --upstreams")
+    ap.add_argument("--max-tokens", type=int, default=16, help="per step, with --upstreams")
     a = ap.parse_args(argv)
+    global REAL
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    stub = subprocess.Popen([sys.executable, str(ROOT / "tests" / "serve" / "stub_upstream.py"),
-                             "3", "0"], stdout=subprocess.PIPE, text=True, env=env)
-    server = None
+    stub = server = None
+    if a.upstreams:
+        REAL = {"max_tokens": a.max_tokens, "trim": {"max_steps": a.max_steps}}
+    a.out = a.out or str(ROOT / "benchmarks" / "results" / (
+        "serve_load_real.json" if a.upstreams else "serve_load.json"))
     try:
-        urls = json.loads(stub.stdout.readline())
+        if a.upstreams:
+            doc = json.loads(Path(a.upstreams).read_text())
+            urls = {k: v["url"] if isinstance(v, dict) else v for k, v in doc.items()}
+        else:
+            stub = subprocess.Popen([sys.executable, str(ROOT / "tests" / "serve" /
+                                                         "stub_upstream.py"), "3", "0"],
+                                    stdout=subprocess.PIPE, text=True, env=env)
+            urls = json.loads(stub.stdout.readline())
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
             [sys.executable, "-c", LAUNCH, "--weak", urls["weak"], "--strong", urls["strong"],
              "--prm", urls["prm"], "--policy", "thr:0.5", "--port", str(port),
-             "--upstream-concurrency", str(a.upstream_concurrency), "--retries", "0"],
+             "--upstream-concurrency", str(a.upstream_concurrency),
+             "--retries", "0" if not a.upstreams else "2", "--timeout", "600"],
             cwd=ROOT, env=env)
         import urllib.request
 
@@ -184,10 +213,15 @@ def main(argv: list[str] | None = None) -> int:
                     "steps_per_request": 3, "upstream_calls_per_request": "6 (weak, prm) + 3 "
                     "strong for BADSTEP requests", "upstream_concurrency": a.upstream_concurrency,
                     "cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()}
+    if a.upstreams:
+        res["setup"].update(upstreams=f"REAL servers {urls}", steps_per_request=
+                            f"<= {a.max_steps}", max_tokens_per_step=a.max_tokens,
+                            upstream_calls_per_request="2 per step (weak, prm) + 1 per rewrite")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
     s = res["sequential"]
-    print("PROTOCOL-LEVEL load test (stub upstreams answer instantly; no model decoding)")
+    print("REAL-upstream load test" if a.upstreams else
+          "PROTOCOL-LEVEL load test (stub upstreams answer instantly; no model decoding)")
     print(f"sequential x{s['n']}: p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms; "
           f"inside the step loop p50 {s['loop_p50_ms']:.1f} ms; "
           f"outside it p50 {s['overhead_p50_ms']:.2f} ms, p99 {s['overhead_p99_ms']:.2f} ms")
