@@ -63,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         fault = self.state.next_fault(self.path)
         if fault == "500":
             return self._send(500, {"error": "injected"})
@@ -72,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {"id": self.state.tag, "root": "/nonexistent/model/dir"}]})
         self._send(404, {"error": "not found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         n = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(n) or b"{}")
         fault = self.state.next_fault(self.path)
@@ -138,7 +138,7 @@ class FaultyServer:
     def inject(self, path: str, *faults: str) -> None:
         self.state.faults[path].extend(faults)
 
-    def __enter__(self) -> "FaultyServer":
+    def __enter__(self) -> FaultyServer:  # noqa: PYI034
         self.thread.start()
         return self
 

@@ -140,7 +140,7 @@ class VLLMServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "VLLMServer":
+    def start(self) -> VLLMServer:
         self.port = self.port or free_port()
         cache = tempfile.mkdtemp(prefix="vllm-cache-")
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
@@ -153,7 +153,7 @@ class VLLMServer:
                "--enable-prefix-caching" if self.prefix_caching else "--no-enable-prefix-caching",
                *self.extra]
         self.log_path = Path(cache) / "server.log"
-        log = open(self.log_path, "w")
+        log = open(self.log_path, "w")  # noqa: SIM115 - lives as long as the object
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         return self

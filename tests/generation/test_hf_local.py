@@ -13,16 +13,16 @@ torch = pytest.importorskip("torch", reason="the local backends run on torch")
 transformers = pytest.importorskip("transformers", reason="the local backends use transformers")
 tokenizers = pytest.importorskip("tokenizers", reason="the test tokenizer is built with tokenizers")
 
-from trimpomdp.generation.hf_local import HFLocalBackend  # noqa: E402
-from trimpomdp.generation.prm_hf import HFLocalPRM  # noqa: E402
-from trimpomdp.generation.prm_self import SelfScorePRM  # noqa: E402
-from trimpomdp.generation.prompting import generation_messages, prm_messages  # noqa: E402
-from trimpomdp.generation.protocols import SamplingParams  # noqa: E402
+from trimpomdp.generation.hf_local import HFLocalBackend
+from trimpomdp.generation.prm_hf import HFLocalPRM
+from trimpomdp.generation.prm_self import SelfScorePRM
+from trimpomdp.generation.prompting import generation_messages, prm_messages
+from trimpomdp.generation.protocols import SamplingParams
 
 TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}"
             "{% if not loop.last %}<|end|>{% endif %}{% endfor %}")
-CORPUS = ["Solve the following math problem step by step. Question: What is 2+3? Solution: "
-          "We add the numbers.\n\nThe answer is \\boxed{5}.", "0123456789+-*/=()$\\{} abcdefghij"]
+CORPUS = [("Solve the following math problem step by step. Question: What is 2+3? Solution: "
+           "We add the numbers.\n\nThe answer is \\boxed{5}."), "0123456789+-*/=()$\\{} abcdefghij"]
 
 
 def _tokenizer(extra=()):

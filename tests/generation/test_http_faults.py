@@ -7,14 +7,14 @@ import pytest
 
 pytest.importorskip("httpx", reason="httpx is needed by the HTTP backends (trimpomdp[live])")
 
-from faulty_server import FaultyServer  # noqa: E402
+from faulty_server import FaultyServer
 
-from trimpomdp.errors import BackendError, InputError  # noqa: E402
-from trimpomdp.generation._http import JSONClient, RetryPolicy  # noqa: E402
-from trimpomdp.generation.openai_compat import OpenAICompletionsBackend  # noqa: E402
-from trimpomdp.generation.prm_vllm import VLLMPoolingPRM  # noqa: E402
-from trimpomdp.generation.prompting import generation_messages  # noqa: E402
-from trimpomdp.generation.protocols import SamplingParams  # noqa: E402
+from trimpomdp.errors import BackendError, InputError
+from trimpomdp.generation._http import JSONClient, RetryPolicy
+from trimpomdp.generation.openai_compat import OpenAICompletionsBackend
+from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
+from trimpomdp.generation.prompting import generation_messages
+from trimpomdp.generation.protocols import SamplingParams
 
 FAST = RetryPolicy(retries=2, timeout=2.0, backoff=0.01, max_backoff=0.02)
 SAMPLING = SamplingParams(max_tokens=32)
@@ -35,7 +35,7 @@ def _step(url: str, retry: RetryPolicy = FAST) -> tuple:
 def test_500s_are_retried_then_succeed():
     with FaultyServer() as srv:
         srv.inject("/v1/chat/completions", "500", "500")
-        out, n_req, n_retry = _step(srv.url)
+        out, _, n_retry = _step(srv.url)
         assert srv.state.hits["/v1/chat/completions"] == 3 and n_retry == 2
     assert out.text == "Step 0 of weak (good)." and out.tokens == 5 and out.stopped_on_stop
 
@@ -62,7 +62,7 @@ def test_timeout_is_retried_and_reported():
 def test_connection_closed_mid_response_is_retried():
     with FaultyServer() as srv:
         srv.inject("/v1/chat/completions", "close")
-        out, n_req, n_retry = _step(srv.url)
+        out, _, n_retry = _step(srv.url)
         assert out.tokens == 5 and n_retry == 1
         srv.inject("/v1/chat/completions", "close", "close", "close")
         with pytest.raises(BackendError, match="connection failed"):

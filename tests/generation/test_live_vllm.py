@@ -13,17 +13,17 @@ pytestmark = pytest.mark.server
 
 httpx = pytest.importorskip("httpx", reason="httpx is needed by the HTTP backends")
 
-from servers import start_all  # noqa: E402
+from servers import start_all
 
-from trimpomdp.data.problems import Problem  # noqa: E402
-from trimpomdp.generation._http import RetryPolicy  # noqa: E402
-from trimpomdp.generation.live import LiveRunConfig, run_live  # noqa: E402
-from trimpomdp.generation.openai_compat import OpenAICompletionsBackend  # noqa: E402
-from trimpomdp.generation.prm_self import SelfScorePRM  # noqa: E402
-from trimpomdp.generation.prm_vllm import VLLMPoolingPRM  # noqa: E402
-from trimpomdp.generation.prompting import generation_messages  # noqa: E402
-from trimpomdp.generation.protocols import SamplingParams  # noqa: E402
-from trimpomdp.generation.runlog import read_runlog  # noqa: E402
+from trimpomdp.data.problems import Problem
+from trimpomdp.generation._http import RetryPolicy
+from trimpomdp.generation.live import LiveRunConfig, run_live
+from trimpomdp.generation.openai_compat import OpenAICompletionsBackend
+from trimpomdp.generation.prm_self import SelfScorePRM
+from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
+from trimpomdp.generation.prompting import generation_messages
+from trimpomdp.generation.protocols import SamplingParams
+from trimpomdp.generation.runlog import read_runlog
 
 ROOT = Path(__file__).resolve().parents[2]
 RETRY = RetryPolicy(retries=2, timeout=300.0)

@@ -57,8 +57,7 @@ class JSONClient:
             raise InputError(f"The 'concurrency' parameter must be an int >= 1. Got "
                              f"{concurrency!r} instead.")
         self.base_url = base_url.rstrip("/")
-        if self.base_url.endswith("/v1"):
-            self.base_url = self.base_url[:-3]
+        self.base_url = self.base_url.removesuffix("/v1")
         self.retry = retry or RetryPolicy()
         self.semaphore = asyncio.Semaphore(concurrency)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None

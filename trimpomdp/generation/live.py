@@ -20,10 +20,10 @@ from trimpomdp.generation.runlog import (
     summarize,
 )
 
-#: settings that must not change when a run folder is resumed
-RESUME_KEYS = ("policy", "model", "dataset", "limit", "weak_url", "strong_url", "prm",
-               "max_steps", "max_step_tokens", "temperature", "top_p", "top_k", "seed",
-               "score_strong_steps")
+#: settings that must not change when a run folder is resumed (server URLs may: a restarted
+#: server gets a new port; --limit may grow)
+RESUME_KEYS = ("policy", "model", "dataset", "max_steps", "max_step_tokens", "temperature",
+               "top_p", "top_k", "seed", "score_strong_steps")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

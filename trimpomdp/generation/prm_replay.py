@@ -26,7 +26,7 @@ class ReplayPRM:
 
     @classmethod
     def from_traces(cls, traces_path: str | os.PathLike[str],
-                    problems_path: str | os.PathLike[str]) -> "ReplayPRM":
+                    problems_path: str | os.PathLike[str]) -> ReplayPRM:
         """Step traces (``problem_id``, ``scores``) joined to a problems file by problem id."""
         from trimpomdp.data.problems import read_problems
         from trimpomdp.data.traces import read_traces

@@ -33,7 +33,7 @@ class RunLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records: list[dict[str, Any]] = self._load()
         self._ids = {r["problem_id"] for r in self.records}
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the object
 
     def _load(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -94,13 +94,13 @@ class RunLog:
                     fh.write(json.dumps(r, ensure_ascii=False, default=_jsonable) + "\n")
             self.records = keep
             self._ids = {r["problem_id"] for r in keep}
-            self._fh = open(self.path, "a", encoding="utf-8")
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the object
         return n
 
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> "RunLog":
+    def __enter__(self) -> RunLog:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
