@@ -150,3 +150,22 @@ def test_upstream_down_is_502_naming_the_server():
             with pytest.raises(BackendError, match="no OpenAI-compatible server answers"), \
                     ServerThread(config(up, weak_url=dead)):
                 pass
+
+
+def test_limits_above_the_server_settings_are_400(env):
+    _, _, http = env
+    e = _err(_chat(http, max_tokens=4096), 400)  # the server's --max-step-tokens is 2048
+    assert e["param"] == "max_tokens" and "2048" in e["message"]
+    r = _chat(http, max_tokens=2048, trim={"max_steps": 2})
+    assert r.status_code == 200 and r.json()["trim"]["n_steps"] == 2
+    assert r.json()["choices"][0]["finish_reason"] == "length"  # cut by the step limit
+
+
+def test_budget_without_strong_or_prm_is_400():
+    with stubs() as up:
+        cfg = config(up, strong_url=None, prm_url=None, policy="weak")
+        with ServerThread(cfg) as srv, httpx.Client(base_url=srv.url, timeout=30) as http:
+            e = _err(_chat(http, trim={"lambda": 0.2}), 400)
+            assert e["param"] == "trim" and "--strong" in e["message"]
+            r = _chat(http)  # weak-only generation still works
+            assert r.status_code == 200 and r.json()["usage"]["strong_completion_tokens"] == 0

@@ -33,6 +33,16 @@ _FINISH = {"final_step": "stop", "stop": "stop", "empty_steps": "stop", "max_ste
            "length": "length"}
 
 
+def _finish_reason(rec: dict[str, Any], max_steps: int) -> str:
+    """OpenAI's finish_reason: "length" when the step limit cut a solution short of an answer.
+
+    The loop marks the last allowed step as final; without a \\boxed answer that is a cut.
+    """
+    if rec["answer"] is None and rec["n_steps"] >= max_steps:
+        return "length"
+    return _FINISH.get(rec["end_reason"], "stop")
+
+
 def _json(obj: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=json.dumps(obj).encode(),
                         content_type="application/json")
@@ -210,6 +220,10 @@ class TrimServer:
         return req
 
     async def _choose(self, req: GenerationRequest) -> RouterChoice:
+        if req.budget is not None and (self.strong is None or self.prm is None):
+            raise APIError(400, "This server has no strong model or no PRM (--strong, --prm), so "
+                           "it cannot route by a budget; drop 'trim.lambda' / "
+                           "'trim.strong_token_share'.", param="trim")
         try:
             return await self.routers.choose(req.budget)
         except InputError as exc:
@@ -220,25 +234,32 @@ class TrimServer:
 
     def _loop_config(self, req: GenerationRequest) -> LoopConfig:
         c = self.config
+        if req.max_step_tokens is not None and req.max_step_tokens > c.max_step_tokens:
+            raise APIError(400, f"'max_tokens' (a per-step limit here) must be <= "
+                           f"{c.max_step_tokens}, this server's --max-step-tokens. Got "
+                           f"{req.max_step_tokens} instead.", param="max_tokens")
+        if req.max_steps is not None and req.max_steps > c.max_steps:
+            raise APIError(400, f"'trim.max_steps' must be <= {c.max_steps}, this server's "
+                           f"--max-steps. Got {req.max_steps} instead.", param="trim.max_steps")
         sampling = SamplingParams(
             temperature=c.temperature if req.temperature is None else req.temperature,
             top_p=c.top_p if req.top_p is None else req.top_p,
             top_k=c.top_k if req.top_k is None else req.top_k,
             max_tokens=req.max_step_tokens or c.max_step_tokens, seed=req.seed)
-        return LoopConfig(max_steps=min(req.max_steps or c.max_steps, c.max_steps),
-                          sampling=sampling)
+        return LoopConfig(max_steps=req.max_steps or c.max_steps, sampling=sampling)
 
     async def _serve_one(self, request: web.Request, endpoint: str, t0: float
                          ) -> tuple[web.StreamResponse, int]:
         req = await self._read(request, endpoint)
-        choice = await self._choose(req)
         cfg = self._loop_config(req)
+        choice = await self._choose(req)
         problem = Problem(problem_id=uuid.uuid4().hex, question=req.question, answer="")
         rid = ("chatcmpl-" if endpoint == "chat" else "cmpl-") + uuid.uuid4().hex
         created = int(time.time())
         if not req.stream:
             rec, loop_s = await self._run_loop(problem, choice, cfg, None)
-            body = _full_response(req, rid, created, rec, choice)
+            body = _full_response(req, rid, created, rec, choice,
+                                  _finish_reason(rec, cfg.max_steps))
             resp = _json(body)
             self._observe_overhead(rec, t0, loop_s)
             return resp, 200
@@ -312,7 +333,7 @@ class TrimServer:
                 return resp, err.status
             for ev in tap.finish(rec):
                 await send(_step_chunk(req, rid, created, ev))
-            final = _chunk(req, rid, created, finish=_FINISH.get(rec["end_reason"], "stop"))
+            final = _chunk(req, rid, created, finish=_finish_reason(rec, cfg.max_steps))
             final["trim"] = _trim_info(req, rec, choice)
             await send(final)
             if req.include_usage:
@@ -349,8 +370,7 @@ def _trim_info(req: GenerationRequest, rec: dict[str, Any], choice: RouterChoice
 
 
 def _full_response(req: GenerationRequest, rid: str, created: int, rec: dict[str, Any],
-                   choice: RouterChoice) -> dict[str, Any]:
-    finish = _FINISH.get(rec["end_reason"], "stop")
+                   choice: RouterChoice, finish: str) -> dict[str, Any]:
     if req.endpoint == "chat":
         ch: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None,
                               "message": {"role": "assistant", "content": rec["solution"]}}

@@ -222,8 +222,9 @@ def parse_request(body: dict[str, Any], endpoint: str) -> GenerationRequest:
     max_tok = _int(body, "max_tokens", 1, MAX_STEP_TOKENS)
     if max_tok is None:
         max_tok = _int(body, "max_completion_tokens", 1, MAX_STEP_TOKENS)
-    n = _int(body, "n", 1, 1)
-    del n
+    if body.get("n") not in (None, 1):
+        raise bad(f"'n' must be 1 (one step-routed solution per request). Got {body['n']!r} "
+                  "instead.", "n")
     if body.get("stop") is not None:
         raise bad("'stop' is not supported: steps always end at a blank line and the solution at "
                   "\\boxed{...} (or the step limit).", "stop")
