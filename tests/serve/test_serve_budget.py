@@ -82,3 +82,16 @@ def test_strong_token_share_finds_a_lambda_without_blocking_the_loop(env):
     assert worst < res["seconds"] / 2, (worst, res["seconds"])  # /health never waited on it
     again = _ask(http, {"strong_token_share": 0.3})  # cached: no second search
     assert again["trim"]["lambda"] == trim["lambda"] and srv.server.routers.n_share_searches == 1
+
+
+def test_pomdp_default_policy_is_solved_at_start_and_used_without_budget():
+    with stubs() as up, ServerThread(config(up, policy="pomdp:100")) as srv, \
+            httpx.Client(base_url=srv.url, timeout=120) as http:
+        r = _ask(http, {"trace": True})
+        trace = r["trim"]["trace"]
+        assert r["trim"]["policy"] == "pomdp:100" and r["trim"]["lambda"] is None
+        assert r["usage"]["strong_completion_tokens"] == 0  # λ = 100: never worth a rewrite
+        assert len(trace) == 3 and all(s["action"] == "continue" for s in trace)
+        # a budget on a pomdp:... server keeps the release's single-observation belief
+        assert _ask(http, {"lambda": 0.25})["trim"]["policy"] == "pomdp:0.25"
+        assert srv.server.routers.belief == "release"

@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="simulated problems per bisection step for strong_token_share budgets")
     p.add_argument("--skip-upstream-check", action="store_true",
                    help="start even if an upstream server does not answer yet")
-    p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--log-level", default="WARNING",
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
 def config_from_args(args: argparse.Namespace):
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         raise InputError(f"trimpomdp serve needs '{exc.name}' (pip install "
                          "'trimpomdp[live]')") from None
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call otherwise
     asyncio.run(serve_forever(cfg))
     return 0
