@@ -127,3 +127,24 @@ def test_stream_failing_after_first_step_reports_in_band(client):
     assert "HTTP 500" in str(ei.value)
     texts = [c.choices[0].delta.content for c in got if c.choices and c.choices[0].delta.content]
     assert texts == ["Step 0 of weak (good).", "\n\nStep 1 of weak (good)."]
+
+
+def test_steps_are_streamed_as_they_are_accepted_not_buffered():
+    import time
+
+    import httpx
+
+    with stubs(n_steps=3, delay=0.3) as up, ServerThread(config(up)) as srv:
+        arrivals = []
+        t0 = time.perf_counter()
+        body = {"model": "trimpomdp", "stream": True,
+                "messages": [{"role": "user", "content": "What is 2+3?"}]}
+        with httpx.stream("POST", srv.url + "/v1/chat/completions", json=body, timeout=30) as r:
+            for line in r.iter_lines():
+                if '"source": ' in line:
+                    arrivals.append(time.perf_counter() - t0)
+        total = time.perf_counter() - t0
+    # each step costs a draft and a score (0.3 s each): step 0 is out after ~0.6 s, the
+    # last one at the end (~1.8 s)
+    assert len(arrivals) == 3
+    assert arrivals[0] < total - 0.8 and arrivals[1] < total - 0.3, (arrivals, total)
