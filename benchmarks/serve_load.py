@@ -3,7 +3,7 @@
 The weak/strong/PRM upstreams are ``tests/serve/stub_upstream.py`` (real HTTP servers in their own
 process that answer instantly with scripted steps, no model), so the figures are the cost of the
 server itself: HTTP, validation, the step loop's bookkeeping, routing, serialisation — not of
-decoding. The server is the real CLI process (``trimpomdp.cli.serve``).
+decoding. The server is the real CLI process (``python -m trimpomdp serve``).
 
 Phases: (1) sequential requests → latency at concurrency 1 and overhead per request (client
 latency − time inside the step loop, as the response's ``trim.timing.total_s`` reports it);
@@ -32,8 +32,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAUNCH = ("import argparse, sys; from trimpomdp.cli import serve; p = argparse.ArgumentParser(); "
-          "serve.add_arguments(p); sys.exit(serve.run(p.parse_args(sys.argv[1:])))")
 
 
 def _free_port() -> int:
@@ -182,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "--weak", urls["weak"], "--strong", urls["strong"],
+            [sys.executable, "-m", "trimpomdp", "serve", "--weak", urls["weak"],
+             "--strong", urls["strong"],
              "--prm", urls["prm"], "--policy", "thr:0.5", "--port", str(port),
              "--upstream-concurrency", str(a.upstream_concurrency),
              "--retries", "0" if not a.upstreams else "2", "--timeout", "600"],

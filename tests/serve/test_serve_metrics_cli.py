@@ -120,3 +120,11 @@ def test_client_disconnect_cancels_the_request_and_its_upstream_calls():
         assert m["trim_requests_in_flight"] == 0
         assert up["prm"].hits["/pooling"] == 0  # cancelled before scoring: no wasted calls
         assert up["weak"].hits["/v1/chat/completions"] == 1
+
+
+def test_trimpomdp_main_runs_serve_and_reports_bad_settings_in_one_line(capsys):
+    from trimpomdp.cli.main import main
+
+    assert main(["serve", "--weak", "ftp://x", "--policy", "weak"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("trimpomdp serve: error: field 'weak':") and "\n" not in err

@@ -19,8 +19,6 @@ httpx = pytest.importorskip("httpx", reason="the upstream clients need httpx")
 from serve_harness import stubs
 
 ROOT = Path(__file__).resolve().parents[2]
-LAUNCH = ("import argparse, sys; from trimpomdp.cli import serve; p = argparse.ArgumentParser(); "
-          "serve.add_arguments(p); sys.exit(serve.run(p.parse_args(sys.argv[1:])))")
 
 
 def _free_port() -> int:
@@ -49,7 +47,8 @@ def test_sigterm_finishes_in_flight_requests_then_exits():
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "--weak", up["weak"].url, "--strong", up["strong"].url,
+            [sys.executable, "-m", "trimpomdp", "serve", "--weak", up["weak"].url,
+             "--strong", up["strong"].url,
              "--prm", up["prm"].url, "--port", str(port), "--shutdown-timeout", "30"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, PYTHONPATH=str(ROOT)))
