@@ -78,3 +78,16 @@ def test_value_within_pomdpsol_bounds(default_model):
     for t, n, b in [(25, 60, [0.6, 0.1, 0.3]), (10, 120, [0.3, 0.2, 0.5])]:
         _, info = PomdpsolSolver(timeout=20).solve_info(pomdp.to_tabular(t, n, b))
         assert info.lower - 1e-3 <= policy.value(t, n, b) <= info.upper + 1e-3
+
+
+def test_sarsop_style_bounds_bracket_exact_value(default_model):
+    """Our SARSOP-class solver's [lower, upper] at the start belief contains our exact value."""
+    from trimpomdp.solvers.sarsop import SARSOPSolver
+
+    pomdp = TrimPOMDP(model=default_model, lam=0.25)
+    policy = FiniteHorizonSolver(tol=1e-7).solve(pomdp)
+    t, n, b = 27, 80, [0.6, 0.1, 0.3]
+    _, info = SARSOPSolver(timeout=8, precision=1e-3).solve_info(pomdp.to_tabular(t, n, b))
+    ours = policy.value(t, n, b)
+    assert info.lower - 1e-6 <= ours <= info.upper + 1e-6
+    assert info.upper - info.lower < 1.0  # the bounds are informative (episodic, γ ≈ 1)

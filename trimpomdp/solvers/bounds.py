@@ -59,6 +59,12 @@ class PreparedPOMDP:
                 self.T.append(t)
                 self.Tt.append(np.ascontiguousarray(t.T))
         self.b0 = m.b0 / m.b0.sum()
+        # absorbing zero-reward states (terminal states included) have value exactly 0: bounds
+        # start there at 0, so with a discount near 1 an episodic model converges in its horizon
+        self.zero_value = np.ones(self.S, dtype=bool)
+        for a in range(self.A):
+            diag = self.T[a].diagonal() if self.sparse else np.diag(self.T[a])
+            self.zero_value &= (np.asarray(diag) >= 1.0 - 1e-12) & (self.R[a] == 0)
         # TO[a] stacks T[a] * O[a][:, o] for every o: (nO * S, S); used by FIB.
         self._TO: list | None = None
 
@@ -124,7 +130,7 @@ def qmdp_values(model: PreparedPOMDP, *, tol: float = 1e-6, max_iter: int = 100_
     Value iteration from the trivial upper bound, so every iterate is an upper bound.
     """
     _, hi = model.reward_bounds()
-    V = np.full(model.S, hi)
+    V = np.where(model.zero_value, 0.0, hi)
     Q = np.empty((model.A, model.S))
     end = _deadline(max_seconds)
     g = model.gamma
