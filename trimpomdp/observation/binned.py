@@ -31,7 +31,23 @@ def bin_centres(bin_size: float) -> np.ndarray:
     return np.stack(np.meshgrid(c, c, indexing="ij"), axis=-1).reshape(-1, 2)
 
 
-class BinnedObservationModel(BaseObservationModel):
+class _BinnedDensity:
+    """Shared by estimators whose fitted form is P(bin | class): sets ``probs_`` and evaluates."""
+
+    bin_size: float
+
+    def _set(self, probs: np.ndarray) -> None:
+        self.probs_ = probs
+        self.classes_ = np.arange(N_CLASSES)
+        self.n_bins_ = probs.shape[1]
+        with np.errstate(divide="ignore"):
+            self._log_dens = np.log(probs) - 2.0 * np.log(self.bin_size)
+
+    def _log_density(self, X: np.ndarray) -> np.ndarray:
+        return self._log_dens[:, bin_index(X, self.bin_size)].T
+
+
+class BinnedObservationModel(_BinnedDensity, BaseObservationModel):
     """Histogram of observations per class with additive (Laplace) smoothing.
 
     Parameters
@@ -63,13 +79,6 @@ class BinnedObservationModel(BaseObservationModel):
         self.n_samples_ = np.bincount(y, minlength=N_CLASSES)
         return self
 
-    def _set(self, probs: np.ndarray) -> None:
-        self.probs_ = probs
-        self.classes_ = np.arange(N_CLASSES)
-        self.n_bins_ = probs.shape[1]
-        with np.errstate(divide="ignore"):
-            self._log_dens = np.log(probs) - 2.0 * np.log(self.bin_size)
-
     @classmethod
     def from_probs(cls, probs: Any, bin_size: float = 0.05, *,
                    path: str | os.PathLike[str] | None = None) -> "BinnedObservationModel":
@@ -99,9 +108,6 @@ class BinnedObservationModel(BaseObservationModel):
             raise InputError("bin_centres must be in row-major (min_prev, current) order",
                              path=path, field="bin_centres")
         return cls.from_probs(probs, bs, path=path)
-
-    def _log_density(self, X: np.ndarray) -> np.ndarray:
-        return self._log_dens[:, bin_index(X, self.bin_size)].T
 
     def obs_index(self, X: Any) -> np.ndarray:
         """Flat bin index of each observation (for solvers working on bins)."""

@@ -28,7 +28,7 @@ from trimpomdp._validate import nonneg_float, unit_float
 from trimpomdp.data.schema import StepTrace
 from trimpomdp.errors import InputError
 from trimpomdp.observation.base import N_CLASSES, BaseObservationModel, check_X, grid_size
-from trimpomdp.observation.binned import BinnedObservationModel, bin_index
+from trimpomdp.observation.binned import BinnedObservationModel, _BinnedDensity, bin_index
 from trimpomdp.observation.features import observation_sequence
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def as_sequences(X: Any, y: Any = None) -> tuple[list[np.ndarray], np.ndarray]:
     return seqs, out
 
 
-class LatentClassObservationModel(BaseObservationModel):
+class LatentClassObservationModel(_BinnedDensity, BaseObservationModel):
     """Binned P(o | c) and next-step accuracy p fitted by EM from final-answer outcomes.
 
     Parameters
@@ -387,17 +387,7 @@ class LatentClassObservationModel(BaseObservationModel):
         self.n_steps_ = int(batch.lengths.sum())
         return self
 
-    def _set(self, probs: np.ndarray) -> None:
-        self.probs_ = probs
-        self.classes_ = np.arange(N_CLASSES)
-        self.n_bins_ = probs.shape[1]
-        with np.errstate(divide="ignore"):
-            self._log_dens = np.log(probs) - 2.0 * np.log(self.bin_size)
-
     # -- use -------------------------------------------------------------------------------
-    def _log_density(self, X: np.ndarray) -> np.ndarray:
-        return self._log_dens[:, bin_index(X, self.bin_size)].T
-
     def bin_probs(self, bin_size: float = 0.05) -> np.ndarray:
         """P(bin | class) on this grid or a coarser one."""
         self._check_fitted()
