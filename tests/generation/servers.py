@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,6 +220,34 @@ def start_all(models: dict[str, Path], python: str, *, prefix_caching: bool = Tr
             srv.stop()
         raise
     return servers
+
+
+@contextmanager
+def live_servers(max_model_len: int = 1024) -> Iterator[tuple[dict[str, VLLMServer],
+                                                             dict[str, Path]]]:
+    """The three real servers for a test session, or a pytest skip saying what is missing.
+
+    Uses $TRIMPOMDP_VLLM_PYTHON (default .venv-vllm) and $TRIMPOMDP_LIVE_MODELS (prepared by
+    .ci/live.sh); stops every server by PID afterwards.
+    """
+    import pytest
+
+    root = Path(__file__).resolve().parents[2]
+    py = os.environ.get("TRIMPOMDP_VLLM_PYTHON", str(root / ".venv-vllm" / "bin" / "python"))
+    models = os.environ.get("TRIMPOMDP_LIVE_MODELS")
+    if not Path(py).exists():
+        pytest.skip(f"no vLLM interpreter at {py} (run .ci/live.sh or set TRIMPOMDP_VLLM_PYTHON)")
+    if not models or not (Path(models) / "prm" / "config.json").exists():
+        pytest.skip("TRIMPOMDP_LIVE_MODELS does not point at prepared models (run .ci/live.sh, "
+                    "or `python tests/generation/servers.py prepare DIR`)")
+    paths = {k: Path(models) / k for k in ("weak", "strong", "prm")}
+    servers = start_all(paths, py, max_model_len=max_model_len)
+    try:
+        yield servers, paths
+    finally:
+        for srv in servers.values():
+            srv.stop()
+        assert all(srv.proc.poll() is not None for srv in servers.values())
 
 
 def serve(models_dir: str, python: str, urls_file: str, prefix_caching: bool = True) -> None:

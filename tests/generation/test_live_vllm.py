@@ -4,7 +4,6 @@ tiny random Qwen2 PRM on ``/pooling``. Marked ``server``; ``.ci/live.sh`` prepar
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ pytestmark = pytest.mark.server
 
 httpx = pytest.importorskip("httpx", reason="httpx is needed by the HTTP backends")
 
-from servers import start_all
+from servers import live_servers
 
 from trimpomdp.data.problems import Problem
 from trimpomdp.generation._http import RetryPolicy
@@ -25,7 +24,6 @@ from trimpomdp.generation.prompting import generation_messages
 from trimpomdp.generation.protocols import SamplingParams
 from trimpomdp.generation.runlog import read_runlog
 
-ROOT = Path(__file__).resolve().parents[2]
 RETRY = RetryPolicy(retries=2, timeout=300.0)
 GREEDY = SamplingParams(temperature=0.0, max_tokens=24)
 QUESTION = "What is $2+3$?"
@@ -33,23 +31,10 @@ QUESTION = "What is $2+3$?"
 
 @pytest.fixture(scope="session")
 def live():
-    py = os.environ.get("TRIMPOMDP_VLLM_PYTHON", str(ROOT / ".venv-vllm" / "bin" / "python"))
-    models = os.environ.get("TRIMPOMDP_LIVE_MODELS")
-    if not Path(py).exists():
-        pytest.skip(f"no vLLM interpreter at {py} (run .ci/live.sh or set TRIMPOMDP_VLLM_PYTHON)")
-    if not models or not (Path(models) / "prm" / "config.json").exists():
-        pytest.skip("TRIMPOMDP_LIVE_MODELS does not point at prepared models (run .ci/live.sh, "
-                    "or `python tests/generation/servers.py prepare DIR`)")
-    paths = {k: Path(models) / k for k in ("weak", "strong", "prm")}
-    servers = start_all(paths, py, max_model_len=1024)
-    try:
-        urls = {k: s.url for k, s in servers.items()}
+    with live_servers(max_model_len=1024) as (servers, paths):
+        urls = {k: srv.url for k, srv in servers.items()}
         asyncio.run(_warm_up(urls))
         yield {"urls": urls, "models": paths, "servers": servers}
-    finally:
-        for s in servers.values():
-            s.stop()
-        assert all(s.proc.poll() is not None for s in servers.values())
 
 
 async def _warm_up(urls):

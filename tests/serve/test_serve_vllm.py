@@ -4,7 +4,6 @@ Gemma-3-270M strong, a tiny random Qwen2 PRM on /pooling). Marked ``server``; ne
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "generation"))  # servers.py: the live-loop test servers
 
 from serve_harness import ServerThread
-from servers import start_all
+from servers import live_servers
 
 from trimpomdp.serve.config import ServeConfig
 
@@ -30,17 +29,8 @@ LIMITS = {"max_steps": 3}
 
 @pytest.fixture(scope="module")
 def live_serve():
-    py = os.environ.get("TRIMPOMDP_VLLM_PYTHON", str(ROOT / ".venv-vllm" / "bin" / "python"))
-    models = os.environ.get("TRIMPOMDP_LIVE_MODELS")
-    if not Path(py).exists():
-        pytest.skip(f"no vLLM interpreter at {py} (run .ci/live.sh or set TRIMPOMDP_VLLM_PYTHON)")
-    if not models or not (Path(models) / "prm" / "config.json").exists():
-        pytest.skip("TRIMPOMDP_LIVE_MODELS does not point at prepared models (run .ci/live.sh, "
-                    "or `python tests/generation/servers.py prepare DIR`)")
-    servers = start_all({k: Path(models) / k for k in ("weak", "strong", "prm")}, py,
-                        max_model_len=1024)
-    try:
-        urls = {k: s.url for k, s in servers.items()}
+    with live_servers(max_model_len=1024) as (servers, _):
+        urls = {k: srv.url for k, srv in servers.items()}
         cfg = ServeConfig(weak_url=urls["weak"], strong_url=urls["strong"], prm_url=urls["prm"],
                           policy=f"thr:{K}", port=0, timeout=300.0, max_step_tokens=24)
         with ServerThread(cfg) as srv:
@@ -50,10 +40,6 @@ def live_serve():
             client.completions.create(model="trimpomdp", prompt="What is 1+1?",
                                       extra_body={"trim": {"max_steps": 1}})
             yield srv, client
-    finally:
-        for s in servers.values():
-            s.stop()
-        assert all(s.proc.poll() is not None for s in servers.values())
 
 
 def _trim(obj):
