@@ -4,7 +4,6 @@ tiny random Qwen2 PRM on ``/pooling``. Marked ``server``; ``.ci/live.sh`` prepar
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
