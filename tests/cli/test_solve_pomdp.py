@@ -20,7 +20,7 @@ def test_solve_pomdp_prints_one_json_line(tmp_path, capsys, solver):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     res = json.loads(lines[0])
-    assert set(res) == {"lower", "upper", "seconds", "alphas"}
+    assert set(res) == {"solver", "lower", "upper", "seconds", "alphas", "backups"}
     assert res["lower"] <= 19.3713 + 1e-3 <= res["upper"] + 2e-3
     if solver in ("sarsop", "pbvi", "perseus"):
         assert res["lower"] == pytest.approx(19.371, abs=0.01)

@@ -8,8 +8,10 @@ Rewards ``R: a : s : s' : o`` are folded into the expected immediate reward
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,10 @@ import scipy.sparse as sp
 
 from trimpomdp._io import atomic_write
 from trimpomdp.errors import InputError
-from trimpomdp.pomdp.tabular import _SLACK, ROW_ATOL, TabularPOMDP
+from trimpomdp.pomdp.pomdpx import read_pomdpx
+from trimpomdp.pomdp.tabular import _SLACK, MAX_STATES, ROW_ATOL, TabularPOMDP, check_sizes
 
-__all__ = ["parse_cassandra", "read_cassandra", "write_cassandra"]
+__all__ = ["parse_cassandra", "read_cassandra", "read_pomdp", "write_cassandra"]
 
 #: models with more than this many dense T entries are stored sparse.
 DENSE_LIMIT = 20_000_000
@@ -87,10 +90,16 @@ class _Parser:
     def number(self, what: str) -> float:
         t = self.next(what)
         try:
-            return float(t)
+            v = float(t)
         except ValueError:
+            v = math.nan
+            t_ok = False
+        else:
+            t_ok = math.isfinite(v)
+        if not t_ok:
             self.pos -= 1
-            raise self.error(f"expected {what}. Got {t!r} instead.") from None
+            raise self.error(f"expected {what} (a finite number). Got {t!r} instead.")
+        return v
 
     def numbers(self, count: int, what: str) -> np.ndarray:
         out = np.empty(count)
@@ -104,6 +113,9 @@ class _Parser:
             except ValueError:
                 raise self.error(f"expected {count} numbers for {what}; got {t!r} after {i} "
                                  "numbers") from None
+            if not math.isfinite(out[i]):
+                raise self.error(f"expected {count} finite numbers for {what}; got {t!r} after "
+                                 f"{i} numbers")
             self.pos += 1
         return out
 
@@ -183,17 +195,23 @@ class _TStore:
 
 def _read_text(path: str | os.PathLike[str]) -> str:
     p = Path(path)
+    if p.is_dir():
+        raise InputError("is a directory; expected a Cassandra .pomdp file", path=p)
     try:
         if p.suffix == ".gz":
             with gzip.open(p, "rt", encoding="utf-8") as fh:
-                return fh.read()
-        with open(p, encoding="utf-8") as fh:
-            return fh.read()
+                text = fh.read()
+        else:
+            with open(p, encoding="utf-8") as fh:
+                text = fh.read()
     except FileNotFoundError:
         raise InputError("file not found", path=p) from None
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read file ({exc}); truncated or not a text .pomdp file?",
                          path=p) from None
+    if "\x00" in text:
+        raise InputError("binary data (NUL bytes); expected a text .pomdp file", path=p)
+    return text
 
 
 def read_cassandra(path: str | os.PathLike[str], *, name: str | None = None) -> TabularPOMDP:
@@ -209,6 +227,13 @@ def read_cassandra(path: str | os.PathLike[str], *, name: str | None = None) -> 
     return parse_cassandra(text, path=str(path), name=name)
 
 
+def read_pomdp(path: str | os.PathLike[str]) -> TabularPOMDP:
+    """Read a model file by its extension: ``.pomdpx[.gz]`` as POMDPX, otherwise Cassandra."""
+    if str(path).lower().removesuffix(".gz").endswith(".pomdpx"):
+        return read_pomdpx(path)
+    return read_cassandra(path)
+
+
 def _decl_list(p: _Parser, key: str) -> tuple[int, list[str] | None]:
     """``states: 5`` or ``states: a b c``."""
     line = p.line()
@@ -221,6 +246,9 @@ def _decl_list(p: _Parser, key: str) -> tuple[int, list[str] | None]:
         n = int(toks[0])
         if n <= 0:
             raise p.error(f"the number of {key} must be positive. Got {n} instead.", line)
+        if n > MAX_STATES:
+            raise InputError(f"the number of {key} must be at most {MAX_STATES}. Got {n} "
+                             "instead.", path=p.path, line=line, field=key)
         return n, None
     if len(set(toks)) != len(toks):
         dup = next(t for t in toks if toks.count(t) > 1)
@@ -228,18 +256,25 @@ def _decl_list(p: _Parser, key: str) -> tuple[int, list[str] | None]:
     return len(toks), toks
 
 
-def parse_cassandra(text: str, *, path: str = "<string>", name: str = "pomdp") -> TabularPOMDP:
-    """Parse Cassandra ``.pomdp`` text (see :func:`read_cassandra`)."""
-    p = _Parser(text, path)
-    if p.n == 0:
-        raise InputError("the file is empty; expected a Cassandra .pomdp header ('discount:', "
-                         "'values:', 'states:', 'actions:', 'observations:')", path=path, line=1)
+@dataclass
+class _Header:
+    """The preamble: discount, values, declarations and the raw start declarations."""
+
+    discount: float
+    values: str
+    S: _Names
+    A: _Names
+    Ob: _Names
+    start_ops: list[tuple[str, int, list[str]]]
+
+
+def _preamble(p: _Parser) -> _Header:
+    """Parse the declarations before the first T:/O:/R: entry; check sizes before allocating."""
     discount: float | None = None
     values = "reward"
     decl: dict[str, tuple[int, list[str] | None]] = {}
+    decl_line: dict[str, int] = {}
     start_ops: list[tuple[str, int, list[str]]] = []
-
-    # -- preamble ------------------------------------------------------------------------
     while p.pos < p.n:
         if not p.at_keyword():
             raise p.error(f"expected a declaration ('discount:', 'values:', 'states:', "
@@ -262,7 +297,7 @@ def parse_cassandra(text: str, *, path: str = "<string>", name: str = "pomdp") -
                 raise p.error("expected a start belief after 'start:'", line)
             start_ops.append((mode, line, toks))
             continue
-        p.expect_colon(key)
+        p.expect_colon(str(key))
         if key == "discount":
             discount = p.number("a discount factor in [0, 1] after 'discount:'")
             if not (0.0 <= discount <= 1.0):
@@ -274,28 +309,38 @@ def parse_cassandra(text: str, *, path: str = "<string>", name: str = "pomdp") -
                 raise p.error(f"values must be 'reward' or 'cost'. Got {v!r} instead.")
             values = v
         else:
-            decl[key] = _decl_list(p, key)
-
+            decl[str(key)] = _decl_list(p, str(key))
+            decl_line[str(key)] = line
     for key in ("states", "actions", "observations"):
         if key not in decl:
             raise InputError(f"missing '{key}:' declaration; expected it in the header before "
-                             "the first T:/O:/R: entry", path=path, line=p.line())
+                             "the first T:/O:/R: entry", path=p.path, line=p.line())
     if discount is None:
         raise InputError("missing 'discount:' declaration; expected it in the header",
-                         path=path, line=p.line())
-    S = _Names("state", decl["states"][1], decl["states"][0])
-    A = _Names("action", decl["actions"][1], decl["actions"][0])
-    Ob = _Names("observation", decl["observations"][1], decl["observations"][0])
-    nS, nA, nO = S.count, A.count, Ob.count
+                         path=p.path, line=p.line())
+    check_sizes(decl["states"][0], decl["actions"][0], decl["observations"][0], path=p.path,
+                line=max(decl_line.values()))
+    return _Header(discount, values, _Names("state", decl["states"][1], decl["states"][0]),
+                   _Names("action", decl["actions"][1], decl["actions"][0]),
+                   _Names("observation", decl["observations"][1], decl["observations"][0]),
+                   start_ops)
 
-    # -- start belief ----------------------------------------------------------------------
+
+def _start_belief(h: _Header, path: str) -> np.ndarray:
+    """b0 from the start declarations (the last one wins; uniform when there is none)."""
+    S = h.S
+    nS = S.count
     b0 = np.full(nS, 1.0 / nS)
-    for mode, line, toks in start_ops:
+    for mode, line, toks in h.start_ops:
         if mode == "vector":
             if toks == ["uniform"]:
                 b0 = np.full(nS, 1.0 / nS)
             elif len(toks) == nS and all(_is_number(t) for t in toks):
                 b0 = np.array([float(t) for t in toks])
+                if not np.all(np.isfinite(b0)):
+                    raise InputError("start probabilities must be finite. Got "
+                                     f"{float(b0[~np.isfinite(b0)][0])!r} instead.", path=path,
+                                     line=line)
             elif len(toks) == 1:
                 chosen = _resolve_start(S, toks[0], path, line)
                 b0 = np.zeros(nS)
@@ -314,87 +359,108 @@ def parse_cassandra(text: str, *, path: str = "<string>", name: str = "pomdp") -
                                  path=path, line=line)
             b0 = mask / mask.sum()
     if np.any(b0 < 0) or abs(b0.sum() - 1.0) > ROW_ATOL + _SLACK:
-        line = start_ops[-1][1] if start_ops else 1
+        line = h.start_ops[-1][1] if h.start_ops else 1
         raise InputError(f"the start belief must be non-negative and sum to 1 (within "
                          f"{ROW_ATOL:g}). Got sum {b0.sum():.9g} instead.", path=path, line=line)
+    return b0
 
-    # -- entries ---------------------------------------------------------------------------
-    tstore = _TStore(nA, nS, dense=nA * nS * nS <= DENSE_LIMIT)
-    Oarr = np.zeros((nA, nS, nO))
-    t_line = np.zeros((nA, nS), dtype=np.int64)
-    o_line = np.zeros((nA, nS), dtype=np.int64)
-    r_base = np.zeros((nA, nS))
-    r_over: dict[tuple[int, int], dict[tuple[int, int], float]] = {}
 
-    def idx(names: _Names, tok: str) -> list[int]:
-        r = names.resolve(tok, p)
+class _Entries:
+    """The T:, O: and R: entries, filled in file order (later entries override earlier ones)."""
+
+    def __init__(self, p: _Parser, h: _Header) -> None:
+        self.p, self.h = p, h
+        nA, nS, nO = h.A.count, h.S.count, h.Ob.count
+        self.T = _TStore(nA, nS, dense=nA * nS * nS <= DENSE_LIMIT)
+        self.O = np.zeros((nA, nS, nO))
+        self.t_line = np.zeros((nA, nS), dtype=np.int64)
+        self.o_line = np.zeros((nA, nS), dtype=np.int64)
+        self.r_base = np.zeros((nA, nS))
+        self.r_over: dict[tuple[int, int], dict[tuple[int, int], float]] = {}
+
+    def idx(self, names: _Names, tok: str) -> list[int]:
+        r = names.resolve(tok, self.p)
         return names.all() if r is None else r
 
-    while p.pos < p.n:
-        if not p.at_keyword() or p.peek() not in ("T", "O", "R"):
-            t = p.peek()
-            if p.at_keyword():
-                raise p.error(f"expected a T:, O: or R: entry; the declaration '{t}:' must come "
-                              "before the first entry")
-            raise p.error(f"expected a T:, O: or R: entry. Got {t!r} instead (too many "
-                          "numbers in the previous entry?)")
-        kind = p.next("entry")
-        line = p.line()
-        p.pos += 1  # ':'
-        a = idx(A, p.next("an action"))
-        if kind in ("T", "O"):
-            second = S
-            third = S if kind == "T" else Ob
-            spec: list[list[int]] = []
+    def parse(self) -> None:
+        """Read every entry up to the end of the file."""
+        p = self.p
+        while p.pos < p.n:
+            if not p.at_keyword() or p.peek() not in ("T", "O", "R"):
+                t = p.peek()
+                if p.at_keyword():
+                    raise p.error(f"expected a T:, O: or R: entry; the declaration '{t}:' must "
+                                  "come before the first entry")
+                raise p.error(f"expected a T:, O: or R: entry. Got {t!r} instead (too many "
+                              "numbers in the previous entry?)")
+            kind = p.next("entry")
+            line = p.line()
+            p.pos += 1  # ':'
+            a = self.idx(self.h.A, p.next("an action"))
+            if kind == "R":
+                self.reward(a)
+            else:
+                self.prob(kind, a, line)
+
+    def prob(self, kind: str, a: list[int], line: int) -> None:
+        """``T: a [: s [: s']] ...`` or ``O: a [: s' [: o]] ...``."""
+        p, S, Ob = self.p, self.h.S, self.h.Ob
+        nS, nO = S.count, Ob.count
+        third = S if kind == "T" else Ob
+        spec: list[list[int]] = []
+        if p.peek() == ":":
+            p.pos += 1
+            spec.append(self.idx(S, p.next("a state")))
             if p.peek() == ":":
                 p.pos += 1
-                spec.append(idx(S, p.next("a state")))
-                if p.peek() == ":":
-                    p.pos += 1
-                    spec.append(idx(third, p.next(f"{'a state' if kind == 'T' else 'an observation'}")))
-            n3 = third.count
-            if len(spec) == 2:
-                v = p.number(f"a probability for this {kind}: entry")
-                if kind == "T":
-                    if len(spec[0]) == 1 and len(spec[1]) == 1:
-                        tstore.set1(a, spec[0][0], spec[1][0], v)
-                    else:
-                        tstore.set(a, spec[0], spec[1], np.array(v))
-                    t_line[np.ix_(a, spec[0])] = line
-                else:
-                    Oarr[np.ix_(a, spec[0], spec[1])] = v
-                    o_line[np.ix_(a, spec[0])] = line
-                continue
-            rows = spec[0] if spec else second.all()
-            row_lines = None
-            if p.peek() == "uniform":
-                p.pos += 1
-                vals = np.full((len(rows), n3), 1.0 / n3)
-            elif p.peek() == "identity" and not spec:
-                p.pos += 1
-                if kind == "O" and nO != nS:
-                    raise p.error(f"'identity' for O: needs as many observations as states "
-                                  f"({nS}). Got {nO} instead.")
-                vals = np.eye(nS, n3)
-            else:
-                what = (f"the {kind}: row (one value per "
-                        f"{'state' if kind == 'T' else 'observation'})" if spec
-                        else f"the {kind}: matrix ({len(rows)} x {n3})")
-                first = p.pos
-                if spec:  # one row, repeated for every state a '*' matches
-                    vals = np.broadcast_to(p.numbers(n3, what), (len(rows), n3))
-                    row_lines = np.full(len(rows), p.lines[first])
-                else:
-                    vals = p.numbers(len(rows) * n3, what).reshape(len(rows), n3)
-                    row_lines = np.asarray(p.lines[first:p.pos:n3])
+                spec.append(self.idx(third, p.next(
+                    "a state" if kind == "T" else "an observation")))
+        n3 = third.count
+        if len(spec) == 2:
+            v = p.number(f"a probability for this {kind}: entry")
             if kind == "T":
-                tstore.set(a, rows, second.all(), vals)
-                t_line[np.ix_(a, rows)] = line if row_lines is None else row_lines
+                if len(spec[0]) == 1 and len(spec[1]) == 1:
+                    self.T.set1(a, spec[0][0], spec[1][0], v)
+                else:
+                    self.T.set(a, spec[0], spec[1], np.array(v))
+                self.t_line[np.ix_(a, spec[0])] = line
             else:
-                Oarr[np.ix_(a, rows, Ob.all())] = vals
-                o_line[np.ix_(a, rows)] = line if row_lines is None else row_lines
-            continue
-        # R: a : s : s' : o  value | R: a : s : s' row | R: a : s matrix
+                self.O[np.ix_(a, spec[0], spec[1])] = v
+                self.o_line[np.ix_(a, spec[0])] = line
+            return
+        rows = spec[0] if spec else S.all()
+        row_lines: Any = line
+        if p.peek() == "uniform":
+            p.pos += 1
+            vals = np.full((len(rows), n3), 1.0 / n3)
+        elif p.peek() == "identity" and not spec:
+            p.pos += 1
+            if kind == "O" and nO != nS:
+                raise p.error(f"'identity' for O: needs as many observations as states "
+                              f"({nS}). Got {nO} instead.")
+            vals = np.eye(nS, n3)
+        else:
+            what = (f"the {kind}: row (one value per "
+                    f"{'state' if kind == 'T' else 'observation'})" if spec
+                    else f"the {kind}: matrix ({len(rows)} x {n3})")
+            first = p.pos
+            if spec:  # one row, repeated for every state a '*' matches
+                vals = np.broadcast_to(p.numbers(n3, what), (len(rows), n3))
+                row_lines = np.full(len(rows), p.lines[first])
+            else:
+                vals = p.numbers(len(rows) * n3, what).reshape(len(rows), n3)
+                row_lines = np.asarray(p.lines[first:p.pos:n3])
+        if kind == "T":
+            self.T.set(a, rows, S.all(), vals)
+            self.t_line[np.ix_(a, rows)] = row_lines
+        else:
+            self.O[np.ix_(a, rows, Ob.all())] = vals
+            self.o_line[np.ix_(a, rows)] = row_lines
+
+    def reward(self, a: list[int]) -> None:
+        """``R: a : s : s' : o value`` | ``R: a : s : s' row`` | ``R: a : s matrix``."""
+        p, S, Ob = self.p, self.h.S, self.h.Ob
+        nS, nO = S.count, Ob.count
         specs: list[list[int] | None] = []
         for names in (S, S, Ob):
             if p.peek() != ":":
@@ -407,21 +473,21 @@ def parse_cassandra(text: str, *, path: str = "<string>", name: str = "pomdp") -
         if len(specs) == 3:
             v = p.number("a reward value for this R: entry")
             if specs[1] is None and specs[2] is None:
-                r_base[np.ix_(a, s_list)] = v
-                if r_over:
+                self.r_base[np.ix_(a, s_list)] = v
+                if self.r_over:
                     for ai in a:
                         for si in s_list:
-                            r_over.pop((ai, si), None)
-                continue
+                            self.r_over.pop((ai, si), None)
+                return
             sp_list = S.all() if specs[1] is None else specs[1]
             o_list = Ob.all() if specs[2] is None else specs[2]
             for ai in a:
                 for si in s_list:
-                    d = r_over.setdefault((ai, si), {})
+                    d = self.r_over.setdefault((ai, si), {})
                     for spi in sp_list:
                         for oi in o_list:
                             d[(spi, oi)] = v
-            continue
+            return
         if len(specs) == 2:
             sp_list = S.all() if specs[1] is None else specs[1]
             vals = p.numbers(nO, "the R: row (one reward per observation)")
@@ -431,44 +497,63 @@ def parse_cassandra(text: str, *, path: str = "<string>", name: str = "pomdp") -
             mat = p.numbers(nS * nO, f"the R: matrix ({nS} x {nO})").reshape(nS, nO)
         for ai in a:
             for si in s_list:
-                d = r_over.setdefault((ai, si), {})
+                d = self.r_over.setdefault((ai, si), {})
                 for j, spi in enumerate(sp_list):
                     for oi in range(nO):
                         d[(spi, oi)] = float(mat[j, oi])
 
-    T = tstore.build()
-    # -- row checks with the line of the entry that last touched the row ----------------------
-    if isinstance(T, tuple):
-        tsums = np.stack([np.asarray(m.sum(axis=1)).ravel() for m in T])
-    else:
-        tsums = T.sum(axis=-1)
-    for arr, sums, lines, kind in ((T, tsums, t_line, "T"), (Oarr, Oarr.sum(axis=-1), o_line, "O")):
-        bad = np.argwhere(np.abs(sums - 1.0) > ROW_ATOL + _SLACK)
-        if bad.size:
-            ai, si = (int(x) for x in bad[0])
-            what = (f"{kind}: row for action {_label(A, ai)}, "
-                    f"{'state' if kind == 'T' else 'next state'} {_label(S, si)}")
-            ln = int(lines[ai, si])
-            if ln == 0:
-                raise InputError(f"no {kind}: entry gives {what}; expected probabilities that "
-                                 "sum to 1", path=path, line=p.last_line)
-            raise InputError(f"{what} sums to {float(sums[ai, si]):.9g}; expected 1 (within "
-                             f"{ROW_ATOL:g})", path=path, line=ln)
-    if np.any(Oarr < 0) or (not isinstance(T, tuple) and np.any(T < 0)) or (
-            isinstance(T, tuple) and any(np.any(m.data < 0) for m in T)):
-        raise InputError("probabilities must be non-negative", path=path)
+    def check_rows(self, T: Any) -> None:
+        """Every T and O row sums to 1; errors name the line of the entry that last set it."""
+        p, A, S = self.p, self.h.A, self.h.S
+        if isinstance(T, tuple):
+            tsums = np.stack([np.asarray(m.sum(axis=1)).ravel() for m in T])
+        else:
+            tsums = T.sum(axis=-1)
+        for sums, lines, kind in ((tsums, self.t_line, "T"), (self.O.sum(axis=-1), self.o_line,
+                                                              "O")):
+            bad = np.argwhere(np.abs(sums - 1.0) > ROW_ATOL + _SLACK)
+            if bad.size:
+                ai, si = (int(x) for x in bad[0])
+                what = (f"{kind}: row for action {_label(A, ai)}, "
+                        f"{'state' if kind == 'T' else 'next state'} {_label(S, si)}")
+                ln = int(lines[ai, si])
+                if ln == 0:
+                    raise InputError(f"no {kind}: entry gives {what}; expected probabilities "
+                                     "that sum to 1", path=p.path, line=p.last_line)
+                raise InputError(f"{what} sums to {float(sums[ai, si]):.9g}; expected 1 (within "
+                                 f"{ROW_ATOL:g})", path=p.path, line=ln)
+        if np.any(self.O < 0) or (not isinstance(T, tuple) and np.any(T < 0)) or (
+                isinstance(T, tuple) and any(np.any(m.data < 0) for m in T)):
+            raise InputError("probabilities must be non-negative", path=p.path)
 
-    R = r_base.copy()
-    for (ai, si), d in r_over.items():
-        base = r_base[ai, si]
-        row = T[ai].getrow(si).toarray().ravel() if isinstance(T, tuple) else T[ai, si]
-        acc = 0.0
-        for (spi, oi), v in d.items():
-            acc += row[spi] * Oarr[ai, spi, oi] * (v - base)
-        R[ai, si] = base + acc
-    if values == "cost":
-        R = -R
-    return TabularPOMDP(T=T, O=Oarr, R=R, discount=discount, b0=b0,
+    def rewards(self, T: Any) -> np.ndarray:
+        """Expected immediate rewards R[a, s] (R(a, s, s', o) folded over T and O)."""
+        R = self.r_base.copy()
+        for (ai, si), d in self.r_over.items():
+            base = self.r_base[ai, si]
+            row = T[ai].getrow(si).toarray().ravel() if isinstance(T, tuple) else T[ai, si]
+            acc = 0.0
+            for (spi, oi), v in d.items():
+                acc += row[spi] * self.O[ai, spi, oi] * (v - base)
+            R[ai, si] = base + acc
+        return -R if self.h.values == "cost" else R
+
+
+def parse_cassandra(text: str, *, path: str = "<string>", name: str = "pomdp") -> TabularPOMDP:
+    """Parse Cassandra ``.pomdp`` text (see :func:`read_cassandra`)."""
+    p = _Parser(text, path)
+    if p.n == 0:
+        raise InputError("the file is empty; expected a Cassandra .pomdp header ('discount:', "
+                         "'values:', 'states:', 'actions:', 'observations:')", path=path, line=1)
+    h = _preamble(p)
+    b0 = _start_belief(h, path)
+    ent = _Entries(p, h)
+    ent.parse()
+    T = ent.T.build()
+    ent.check_rows(T)
+    R = ent.rewards(T)
+    S, A, Ob = h.S, h.A, h.Ob
+    return TabularPOMDP(T=T, O=ent.O, R=R, discount=h.discount, b0=b0,
                         state_names=tuple(S.names) if S.names else (),
                         action_names=tuple(A.names) if A.names else (),
                         observation_names=tuple(Ob.names) if Ob.names else (),

@@ -19,6 +19,26 @@ from trimpomdp.errors import InputError
 ROW_ATOL = 1e-6
 #: slack for float round-off when a row sums to exactly 1 ± ROW_ATOL in decimal.
 _SLACK = 1e-12
+#: most states a model file may declare (readers refuse larger ones before allocating).
+MAX_STATES = 1 << 20
+#: most entries of a dense table a reader allocates (the observation table A × S × O).
+MAX_DENSE_ENTRIES = 1 << 27
+
+
+def check_sizes(n_states: int, n_actions: int, n_observations: int, *,
+                path: str | None = None, line: int | None = None) -> None:
+    """Refuse model sizes that cannot be held in memory, before anything is allocated."""
+    for what, n in (("states", n_states), ("actions", n_actions),
+                    ("observations", n_observations)):
+        if n > MAX_STATES:
+            raise InputError(f"the number of {what} must be at most {MAX_STATES}. Got {n} "
+                             "instead.", path=path, line=line, field=what)
+    dense = n_states * n_actions * n_observations
+    if dense > MAX_DENSE_ENTRIES:
+        raise InputError(f"actions × states × observations must be at most "
+                         f"{MAX_DENSE_ENTRIES} (the dense observation table). Got "
+                         f"{n_actions} × {n_states} × {n_observations} = {dense} instead.",
+                         path=path, line=line, field="states")
 
 
 def _names(value: Sequence[str] | None, n: int, prefix: str, what: str) -> tuple[str, ...]:

@@ -15,6 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from trimpomdp._validate import nonneg_float
+from trimpomdp.errors import InputError
 from trimpomdp.pomdp.tabular import TabularPOMDP
 
 if TYPE_CHECKING:
@@ -101,7 +103,8 @@ class PreparedPOMDP:
         """Trivial value bounds min R / (1 - γ), max R / (1 - γ) (γ < 1)."""
         g = self.gamma
         if g >= 1.0:
-            raise ValueError("trivial bounds need a discount < 1")
+            raise InputError("this bound needs a discount < 1. Got 1.0 instead.",
+                             field="discount")
         return float(self.R.min()) / (1 - g), float(self.R.max()) / (1 - g)
 
 
@@ -321,8 +324,9 @@ class QMDPSolver:
     """
 
     def __init__(self, *, tol: float = 1e-6, max_seconds: float | None = None) -> None:
-        self.tol = tol
-        self.max_seconds = max_seconds
+        self.tol = nonneg_float(tol, "tol", strict=True)
+        self.max_seconds = None if max_seconds is None else nonneg_float(
+            max_seconds, "max_seconds", strict=True)
 
     def _Q(self, model: PreparedPOMDP) -> np.ndarray:
         return qmdp_values(model, tol=self.tol, max_seconds=self.max_seconds)
@@ -334,6 +338,9 @@ class QMDPSolver:
 
         t0 = time.process_time()
         model = PreparedPOMDP(pomdp)
+        if model.gamma >= 1.0:
+            raise InputError(f"{type(self).__name__} needs a discount < 1 (the MDP values are "
+                             "infinite otherwise). Got 1.0 instead.", field="discount")
         with single_threaded_blas():
             Q = self._Q(model)
         pol = AlphaVectorPolicy(alphas=Q, actions=np.arange(model.A), pomdp=pomdp)

@@ -89,6 +89,9 @@ def _evaluate(pomdp: TabularPOMDP, policy: Any, *, runs: int, horizon: int | Non
     if isinstance(runs, bool) or int(runs) < 2:
         raise InputError(f"The 'runs' parameter must be an integer >= 2. Got {runs!r} instead.",
                          field="runs")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"The 'seed' parameter must be an integer >= 0. Got {seed!r} instead.",
+                         field="seed")
     H = default_horizon(pomdp) if horizon is None else int(horizon)
     if H < 1:
         raise InputError(f"The 'horizon' parameter must be a positive integer. Got {horizon!r} "

@@ -154,6 +154,10 @@ class PointBasedSolver:
         deadline = t0 + self.timeout
         rng = np.random.default_rng(self.seed)
         K = PreparedPOMDP(pomdp)
+        if K.gamma >= 1.0 and self.horizon is None:
+            raise InputError(f"PointBasedSolver ({self.method}) needs a discount < 1, or a "
+                             "finite horizon= for exact H-step backups. Got 1.0 instead.",
+                             field="discount")
         if self.beliefs is not None:
             B = np.asarray(self.beliefs, dtype=float)
             if B.ndim != 2 or B.shape[1] != K.S:
