@@ -5,6 +5,7 @@ leaves a half-written file behind.
 """
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
@@ -14,17 +15,54 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from trimpomdp._validate import check_finite_output
+from trimpomdp._version import __version__
 from trimpomdp.errors import InputError
 
 SCHEMA_VERSION = 1
 
 
+def _tmp_prefix(name: str) -> str:
+    # keep the temporary name within NAME_MAX even for long target names
+    return f".{name[:64]}."
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def _write_error(path: Path, exc: OSError) -> InputError:
+    if getattr(exc, "errno", None) == errno.ENAMETOOLONG:
+        short = str(path)
+        short = short if len(short) <= 120 else short[:60] + "…" + short[-60:]
+        return InputError("cannot write the file: its name is too long for the file system",
+                          path=short)
+    if isinstance(exc, IsADirectoryError) or _is_dir(path):
+        return InputError("cannot write the file: the path is a directory", path=path)
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):
+        return InputError("cannot write the file: a parent of the path is a regular file, not a "
+                          "folder", path=path)
+    return InputError(f"cannot write the file ({exc.strerror or exc})", path=path)
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; rename it over ``path`` only on success."""
+    """Open a temporary file beside ``path``; rename it over ``path`` only on success.
+
+    File-system failures (a directory at ``path``, a parent that is a file, a full disk, a
+    too-long name) raise InputError naming ``path``; no partial file is left behind.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if _is_dir(path):
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
@@ -34,19 +72,54 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[A
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from None
+        raise
+
+
+def dumps_json(obj: Any, path: str | os.PathLike[str] | None = None) -> str:
+    """``obj`` as indented JSON text; NaN or infinity anywhere raises InputError naming the field."""
+    try:
+        return json.dumps(obj, indent=1, allow_nan=False) + "\n"
+    except ValueError:
+        check_finite_output(obj, path)
         raise
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented JSON, atomically; non-finite numbers are refused."""
+    text = dumps_json(obj, path)
     with atomic_write(path) as fh:
-        json.dump(obj, fh, indent=1)
-        fh.write("\n")
+        fh.write(text)
+
+
+def _read_failure(path: Path, exc: BaseException) -> InputError:
+    """InputError for a file that cannot be opened or decoded."""
+    if isinstance(exc, FileNotFoundError):
+        return InputError("file not found", path=path)
+    if isinstance(exc, IsADirectoryError) or _is_dir(path):
+        return InputError("is a directory; expected a file", path=path)
+    if isinstance(exc, PermissionError):
+        return InputError("cannot read file (permission denied)", path=path)
+    if isinstance(exc, UnicodeDecodeError):
+        hint = ""
+        try:
+            with open(path, "rb") as fh:
+                if fh.read(2) == b"\x1f\x8b":
+                    hint = "; it is gzip-compressed: name it *.gz"
+        except OSError:
+            pass
+        return InputError(f"not a UTF-8 text file (binary data at byte {exc.start}){hint}",
+                          path=path)
+    if isinstance(exc, (EOFError, gzip.BadGzipFile)):
+        return InputError(f"cannot read compressed file ({exc}); truncated or not gzip?",
+                          path=path)
+    return InputError(f"cannot read file ({getattr(exc, 'strerror', None) or exc})", path=path)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -56,10 +129,8 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as fh:
             text = fh.read()
-    except FileNotFoundError:
-        raise InputError("file not found", path=path) from None
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read file ({exc})", path=path) from None
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise _read_failure(path, exc) from None
     if not text.strip():
         raise InputError("file is empty; expected a JSON document", path=path)
     try:
@@ -68,11 +139,12 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise InputError(
             f"not valid JSON ({exc.msg}); the file may be truncated", path=path, line=exc.lineno
         ) from None
+    except RecursionError:
+        raise InputError("JSON is nested too deeply", path=path) from None
 
 
 def envelope(kind: str, payload: dict[str, Any], **meta: Any) -> dict[str, Any]:
     """Wrap ``payload`` in a versioned envelope ``{"kind", "schema_version", ...}``."""
-    from trimpomdp import __version__
 
     return {"kind": kind, "schema_version": SCHEMA_VERSION, "trimpomdp_version": __version__,
             **meta, **payload}
@@ -94,22 +166,27 @@ def check_envelope(doc: Any, kind: str, path: str | os.PathLike[str]) -> dict[st
 
 
 def open_text(path: str | os.PathLike[str]) -> IO[str]:
-    """Open a text file, transparently decompressing ``.gz``; missing files raise InputError."""
+    """Open a text file, transparently decompressing ``.gz``; unreadable paths raise InputError."""
     path = Path(path)
     try:
+        if _is_dir(path):
+            raise IsADirectoryError(21, "Is a directory", str(path))
         if path.suffix == ".gz":
             return gzip.open(path, "rt", encoding="utf-8")
         return open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", path=path) from None
+    except OSError as exc:
+        raise _read_failure(path, exc) from None
 
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSONL(.gz) file.
 
-    Raises InputError naming the line for non-JSON lines, non-object lines and empty files.
+    Raises InputError naming the line for non-JSON lines, non-object lines, binary data and
+    empty files.
     """
     n = 0
+    lineno = 0
+    p = Path(path)
     with open_text(path) as fh:
         try:
             for lineno, line in enumerate(fh, start=1):
@@ -120,12 +197,16 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
                 except json.JSONDecodeError as exc:
                     raise InputError(f"line is not valid JSON ({exc.msg})", path=path,
                                      line=lineno) from None
+                except RecursionError:
+                    raise InputError("line is JSON nested too deeply", path=path,
+                                     line=lineno) from None
                 if not isinstance(obj, dict):
                     raise InputError(f"each line must be a JSON object. Got "
                                      f"{type(obj).__name__} instead.", path=path, line=lineno)
                 n += 1
                 yield lineno, obj
-        except (EOFError, gzip.BadGzipFile, OSError) as exc:
-            raise InputError(f"cannot read compressed file ({exc}); truncated?", path=path) from None
+        except (EOFError, gzip.BadGzipFile, OSError, UnicodeDecodeError) as exc:
+            err = _read_failure(p, exc)
+            raise InputError(err.reason, path=path, line=lineno + 1) from None
     if n == 0:
         raise InputError("file is empty; expected at least one JSON line", path=path)

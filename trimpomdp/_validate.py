@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,3 +77,143 @@ def stochastic_rows(arr: Any, name: str, *, atol: float = 1e-6,
         raise InputError(f"every row of {name} must sum to 1 (within {atol:g}). Row {idx} sums "
                          f"to {float(sums[idx]):.9g} instead.", path=path, field=name)
     return a
+
+
+_Path = str | os.PathLike[str] | None
+_NUMBER_TYPES = (int, float, np.integer, np.floating)
+
+
+def _range_text(lo: float | None, hi: float | None, integer: bool, lo_open: bool) -> str:
+    kind = "an integer" if integer else "a number"
+    if lo is not None and hi is not None:
+        return f"{kind} in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
+    if lo is not None:
+        return f"{kind} {'>' if lo_open else '>='} {lo:g}"
+    if hi is not None:
+        return f"{kind} <= {hi:g}"
+    return f"a finite {'integer' if integer else 'number'}"
+
+
+def check_number(value: Any, name: str, *, path: _Path = None, line: int | None = None,
+                 lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+                 integer: bool = False, field: str | None = None) -> float:
+    """Return ``value`` as a finite number in the given range (an ``int`` when ``integer``).
+
+    Strings, bools, None, NaN, infinities and (with ``integer``) fractional values are rejected
+    with ``path:line: field 'name': name must be … Got … instead.``
+    """
+    want = _range_text(lo, hi, integer, lo_open)
+    bad = InputError(f"{name} must be {want}. Got {value!r} instead.",
+                     **_loc(path, line, field or name))
+    if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
+        raise bad
+    try:
+        v = float(value)
+    except OverflowError:  # an int too large for a float
+        raise bad from None
+    if not math.isfinite(v) or (integer and not v.is_integer()):
+        raise bad
+    if lo is not None and (v < lo or (lo_open and v == lo)):
+        raise bad
+    if hi is not None and v > hi:
+        raise bad
+    return int(value) if integer else v
+
+
+def check_type(value: Any, types: type | tuple[type, ...], name: str, what: str, *,
+               path: _Path = None, line: int | None = None) -> Any:
+    """Return ``value`` if it is an instance of ``types`` (bools never count as numbers)."""
+    ok = isinstance(value, types)
+    if ok and isinstance(value, bool) and bool not in (types if isinstance(types, tuple)
+                                                      else (types,)):
+        ok = False
+    if not ok:
+        raise InputError(f"{name} must be {what}. Got {_brief(value)} instead.",
+                         **_loc(path, line, name))
+    return value
+
+
+def _brief(value: Any, n: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[:n] + "…"
+
+
+def name_max(directory: str | os.PathLike[str]) -> int:
+    """Longest file name the file system of ``directory`` accepts (255 when unknown)."""
+    try:
+        return int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def check_output_path(path: str | os.PathLike[str], *, option: str = "--out",
+                      suffixes: tuple[str, ...] | None = None) -> Path:
+    """Check, before any long work, that a file can be written at ``path``.
+
+    Rejects an existing directory, a parent that is a regular file, a name longer than the file
+    system allows, a read-only folder and (with ``suffixes``) an unsupported extension.
+    """
+    field = option.lstrip("-")
+    text = os.fspath(path)
+    if not str(text).strip():
+        raise InputError(f"{option} must be a file path. Got {text!r} instead.", field=field)
+    p = Path(text)
+    if p.is_dir() or str(text).endswith(("/", os.sep)):
+        raise InputError(f"{option} must be a file path, not a directory.", path=p, field=field)
+    if suffixes is not None:
+        suf = p.suffix.lower()
+        if suf not in suffixes:
+            raise InputError(f"{option} must end in one of {', '.join(suffixes)}. Got "
+                             f"{suf or 'no extension'!r} instead.", path=p, field=field)
+    anc = p.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if anc.exists() and not anc.is_dir():
+        raise InputError(f"{option} cannot be created: {anc} is a regular file, not a folder.",
+                         path=p, field=field)
+    limit = name_max(anc if anc.exists() else ".")
+    for part in [p.name, *(q.name for q in p.parents if not q.exists())]:
+        if len(os.fsencode(part)) > limit:
+            raise InputError(f"{option} has a file name of {len(os.fsencode(part))} bytes; the "
+                             f"file system allows at most {limit}.", path=_brief_path(p),
+                             field=field)
+    if anc.exists() and not os.access(anc, os.W_OK | os.X_OK):
+        raise InputError(f"{option} cannot be written: folder {anc} is not writable.", path=p,
+                         field=field)
+    return p
+
+
+def _brief_path(p: Path, n: int = 120) -> str:
+    text = str(p)
+    return text if len(text) <= n else text[: n // 2] + "…" + text[-n // 2:]
+
+
+def first_non_finite(obj: Any, prefix: str = "") -> tuple[str, float] | None:
+    """``(field, value)`` of the first NaN or infinity in a JSON-like tree, else None."""
+    if isinstance(obj, float | np.floating):
+        return None if math.isfinite(obj) else (prefix or "value", float(obj))
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind in "fc" and not np.all(np.isfinite(obj)):
+            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(obj))[0])
+            return prefix + "".join(f"[{i}]" for i in idx), float(obj[idx])
+        return None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            hit = first_non_finite(v, f"{prefix}.{k}" if prefix else str(k))
+            if hit:
+                return hit
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            hit = first_non_finite(v, f"{prefix}[{i}]")
+            if hit:
+                return hit
+    return None
+
+
+def check_finite_output(obj: Any, path: _Path) -> None:
+    """Refuse to write ``obj`` to ``path`` if it holds NaN or an infinity (names the field)."""
+    hit = first_non_finite(obj)
+    if hit is not None:
+        raise InputError(f"refusing to write a non-finite number ({hit[1]}): the result is "
+                         "invalid (check the inputs and options that produced it).", path=path,
+                         field=hit[0])

@@ -50,3 +50,11 @@ class SolverError(TrimpomdpError, RuntimeError):
 
 class BackendError(TrimpomdpError, RuntimeError):
     """A model server or PRM backend failed or is unreachable."""
+
+
+class RunLockedError(InputError):
+    """A run folder is in use by another process (its lock is held)."""
+
+
+class DataWarning(UserWarning):
+    """Input data was accepted but may not mean what the user expects (e.g. missing tokens)."""

@@ -34,11 +34,20 @@ def read_problems(path: str | os.PathLike[str], *, prefix: str | None = None) ->
         if a is None:
             raise InputError("missing the gold answer ('answer', 'final_answer' or "
                              "'gold_answer')", path=path, line=ln, field="answer")
+        if not isinstance(q, str):
+            raise InputError(f"the problem statement must be a string. Got {type(q).__name__} "
+                             "instead.", path=path, line=ln, field="problem")
         if isinstance(a, list):
             a = a[0] if len(a) == 1 else ", ".join(map(str, a))
+        if isinstance(a, bool) or not isinstance(a, str | int | float):
+            raise InputError(f"the gold answer must be a string or a number. Got "
+                             f"{type(a).__name__} instead.", path=path, line=ln, field="answer")
         if isinstance(a, float) and a.is_integer():
             a = int(a)
         pid = obj.get("problem_id", obj.get("unique_id", obj.get("id", ln - 1)))
+        if isinstance(pid, bool) or not isinstance(pid, str | int):
+            raise InputError(f"problem_id must be a string. Got {pid!r} instead.", path=path,
+                             line=ln, field="problem_id")
         out.append(Problem(problem_id=f"{prefix}_{pid}" if "problem_id" not in obj else str(pid),
                            question=str(q), answer=str(a)))
     return out

@@ -6,54 +6,79 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from trimpomdp._io import atomic_write, iter_jsonl
-from trimpomdp._validate import unit_float
+from trimpomdp._validate import check_number, unit_float
 from trimpomdp.data.schema import STATE_NAMES, Correctness, LabelledObservations, StepTrace
-from trimpomdp.errors import InputError
+from trimpomdp.errors import DataWarning, InputError
 
 PathLike = str | os.PathLike[str]
 
 
-def _int_list(obj: Any, name: str, path: PathLike, line: int, *, minimum: int) -> tuple[int, ...]:
+def _int_list(obj: Any, name: str, path: PathLike, line: int, *, minimum: int,
+              maximum: int | None = None) -> tuple[int, ...]:
     if not isinstance(obj, list):
-        raise InputError(f"{name} must be a list of integers. Got {obj!r} instead.",
+        raise InputError(f"{name} must be a list of integers. Got {_brief(obj)} instead.",
                          path=path, line=line, field=name)
-    out = []
-    for v in obj:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or v < minimum:
-            raise InputError(f"{name} must hold integers >= {minimum}. Got {v!r} instead.",
-                             path=path, line=line, field=name)
-        out.append(int(v))
-    return tuple(out)
+    return tuple(int(check_number(v, f"{name}[{i}]", path=path, line=line, lo=minimum,
+                                  hi=maximum, integer=True, field=name))
+                 for i, v in enumerate(obj))
+
+
+def _brief(v: Any, n: int = 60) -> str:
+    text = repr(v)
+    return text if len(text) <= n else text[:n] + "…"
 
 
 def parse_trace(obj: dict[str, Any], path: PathLike = "<input>", line: int = 0) -> StepTrace:
-    """Validate one step-trace object (see :mod:`trimpomdp.data.schema`)."""
+    """Validate one step-trace object (see :mod:`trimpomdp.data.schema`).
+
+    ``first_error: null`` means every step is correct (the trace gets all-1 ``labels``);
+    ``labels`` and ``first_error`` that disagree are rejected.
+    """
+    if not isinstance(obj, dict):
+        raise InputError(f"a trace must be a JSON object. Got {type(obj).__name__} instead.",
+                         path=path, line=line)
     pid = obj.get("problem_id", obj.get("id"))
     if pid is None:
         raise InputError("missing required field", path=path, line=line, field="problem_id")
+    if isinstance(pid, bool) or not isinstance(pid, str | int):
+        raise InputError(f"problem_id must be a string. Got {_brief(pid)} instead.",
+                         path=path, line=line, field="problem_id")
     scores = obj.get("scores")
     if not isinstance(scores, list) or not scores:
-        raise InputError(f"scores must be a non-empty list of numbers in [0, 1]. Got {scores!r} "
-                         "instead.", path=path, line=line, field="scores")
+        raise InputError(f"scores must be a non-empty list of numbers in [0, 1]. Got "
+                         f"{_brief(scores)} instead.", path=path, line=line, field="scores")
     sc = tuple(unit_float(s, "scores", path=path, line=line) for s in scores)
+    n = len(sc)
     tokens = obj.get("tokens")
     tk = None if tokens is None else _int_list(tokens, "tokens", path, line, minimum=1)
     labels = obj.get("labels")
-    lb = None if labels is None else _int_list(labels, "labels", path, line, minimum=0)
+    lb = None if labels is None else _int_list(labels, "labels", path, line, minimum=0,
+                                               maximum=1)
     fe = obj.get("first_error")
-    if fe is not None and (isinstance(fe, bool) or not isinstance(fe, int)):
-        raise InputError(f"first_error must be an integer step index or null. Got {fe!r} instead.",
-                         path=path, line=line, field="first_error")
+    if fe is not None:
+        fe = int(check_number(fe, "first_error", path=path, line=line, lo=0, integer=True))
     correct = obj.get("correct")
     if correct is not None and not isinstance(correct, bool):
-        raise InputError(f"correct must be true, false or null. Got {correct!r} instead.",
+        raise InputError(f"correct must be true, false or null. Got {_brief(correct)} instead.",
                          path=path, line=line, field="correct")
+    if fe is not None and lb is not None and len(lb) == n:
+        from_labels = next((i for i, v in enumerate(lb) if not v), None)
+        if from_labels != fe:
+            raise InputError(f"first_error ({fe}) disagrees with labels (first 0 at "
+                             f"{from_labels if from_labels is not None else 'none'}).",
+                             path=path, line=line, field="first_error")
+    if "first_error" in obj and fe is None and lb is None:
+        lb = (1,) * n  # documented: first_error null = every step correct
+    elif "first_error" in obj and fe is None and lb is not None and 0 in lb:
+        raise InputError("first_error is null (all steps correct) but labels mark a wrong step.",
+                         path=path, line=line, field="first_error")
     try:
         return StepTrace(problem_id=str(pid), scores=sc, tokens=tk, first_error=fe, labels=lb,
                          correct=correct)
@@ -62,8 +87,33 @@ def parse_trace(obj: dict[str, Any], path: PathLike = "<input>", line: int = 0) 
 
 
 def read_traces(path: PathLike) -> list[StepTrace]:
-    """Read a step-trace JSONL(.gz) file."""
-    return [parse_trace(obj, path, ln) for ln, obj in iter_jsonl(path)]
+    """Read a step-trace JSONL(.gz) file.
+
+    Warns (:class:`~trimpomdp.errors.DataWarning`) once per file when traces have no ``tokens``
+    (consumers then count 1 token per step) and when ``correct: true`` contradicts a wrong step
+    in ``labels``/``first_error``.
+    """
+    out: list[StepTrace] = []
+    no_tokens: list[int] = []
+    contradict: list[int] = []
+    for ln, obj in iter_jsonl(path):
+        tr = parse_trace(obj, path, ln)
+        if tr.tokens is None:
+            no_tokens.append(ln)
+        if tr.correct is True and tr.error_index is not None:
+            contradict.append(ln)
+        out.append(tr)
+    if no_tokens:
+        warnings.warn(f"{path}: {len(no_tokens)} of {len(out)} traces have no 'tokens' (first at "
+                      f"line {no_tokens[0]}); where token counts are needed each step counts as "
+                      "1 token, which understates the cost of regenerating", DataWarning,
+                      stacklevel=2)
+    if contradict:
+        warnings.warn(f"{path}: {len(contradict)} traces have correct=true but a wrong step in "
+                      f"labels/first_error (first at line {contradict[0]}); step-labelled fits "
+                      "use the step labels, fit-em uses the final answer", DataWarning,
+                      stacklevel=2)
+    return out
 
 
 def trace_to_dict(tr: StepTrace) -> dict[str, Any]:

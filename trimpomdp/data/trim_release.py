@@ -33,13 +33,18 @@ class StepStatistics:
 def read_step_statistics(path: str | os.PathLike[str]) -> StepStatistics:
     """Read ``steps_<model>_math-train.json``."""
     d = read_json(path)
+    if not isinstance(d, dict):
+        raise InputError(f"expected a JSON object. Got {type(d).__name__} instead.", path=path)
     try:
         return StepStatistics(model=str(d["model"]),
                               correct_steps=np.asarray(d["correct_steps"], int),
                               first_error_steps=np.asarray(d["incorrect_steps"], int),
                               released_next_step_accuracy=d.get("next_step_accuracy"))
-    except (KeyError, TypeError) as exc:
-        raise InputError("missing required field", path=path, field=str(exc)) from None
+    except KeyError as exc:
+        raise InputError("missing required field", path=path, field=str(exc.args[0])) from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InputError(f"step statistics must be lists of integers ({exc})", path=path,
+                         field="correct_steps") from None
 
 
 def read_hazard(path: str | os.PathLike[str], key: str = "slm") -> np.ndarray:
@@ -51,6 +56,9 @@ def read_hazard(path: str | os.PathLike[str], key: str = "slm") -> np.ndarray:
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"missing hazard entry {exc}", path=path, field=f"{key}.hazard_by_step"
                          ) from None
+    if not np.all(np.isfinite(h)) or np.any((h < 0) | (h > 1)):
+        raise InputError(f"hazard values must be numbers in [0, 1]. Got {h.tolist()} instead.",
+                         path=path, field=f"{key}.hazard_by_step")
     return h
 
 
@@ -61,7 +69,7 @@ def read_release_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 def build_release_model(release_dir: str | os.PathLike[str], *,
                         weak: str = "qwen2.5-1.5b-instruct", strong: str = "qwen2.5-7b-instruct",
-                        obs: str = "math-train") -> "TrimModel":
+                        obs: str = "math-train") -> TrimModel:
     """The release's TRIM model for a (weak, strong) pair from its artefacts folder."""
     from pathlib import Path
 
