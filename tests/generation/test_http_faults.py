@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -139,3 +143,83 @@ def test_prm_left_truncates_long_inputs_as_score_one():
     assert len(scores) == 10
     assert scores[:4] == [1.0] * 4  # dropped leading steps count as 1.0 (the release's rule)
     assert scores[4:9] == pytest.approx([0.9] * 5) and scores[9] == pytest.approx(0.1)
+
+
+class _BadPRMHandler(BaseHTTPRequestHandler):
+    body = b"{}"
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_GET(self):
+        self._send(json.dumps({"data": [{"id": "prm"}]}).encode())
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self._send(self.body)
+
+    def _send(self, raw):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+
+@contextlib.contextmanager
+def _bad_prm(raw: bytes):
+    handler = type("H", (_BadPRMHandler,), {"body": raw})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        t.join(timeout=5)
+
+
+@pytest.mark.parametrize("raw,field", [
+    (b'{"data": [{"data": [[0.1, "abc"]]}]}', r"data\[0\]\.data\[0\]\[1\]"),
+    (b'{"data": [{"data": [[0.1, NaN]]}]}', r"data\[0\]\.data\[0\]\[1\]"),
+    (b'{"data": [{"data": [[0.1, null]]}]}', r"data\[0\]\.data\[0\]\[1\]"),
+    (b'{"data": [{"data": [[0.1, true]]}]}', r"data\[0\]\.data\[0\]\[1\]"),
+    (b'{"data": [{"data": [[0.1, 1.5]]}]}', r"data\[0\]\.data\[0\]\[1\]"),
+    (b'{"data": [{"data": [[0.1, 0.9], [0.2, Infinity]]}]}', r"data\[0\]\.data\[1\]\[1\]"),
+    (b'{"data": [{"data": [[0.1, 0.2, 0.7]]}]}', r"data\[0\]\.data\[0\]"),
+    (b'{"data": [{"data": "x"}]}', r"data\[0\]\.data"),
+    (b'{"result": 1}', r"data\[0\]\.data"),
+    (b'[1, 2]', r"data\[0\]\.data"),
+])
+def test_bad_prm_probability_is_a_backend_error_naming_prm_and_field(raw, field):
+    async def go(url):
+        prm = VLLMPoolingPRM(url, retry=FAST)
+        try:
+            return await prm.score_steps("q", ["a step"])
+        finally:
+            await prm.aclose()
+    with _bad_prm(raw) as url:  # noqa: SIM117 - the URL is needed in the match
+        with pytest.raises(BackendError, match=rf"PRM at {url}/pooling: .*'{field}'") as exc:
+            asyncio.run(go(url))
+    assert "\n" not in str(exc.value)
+
+
+def test_self_scoring_rejects_nan_logprobs():
+    from trimpomdp.generation.prm_self import SelfScorePRM
+
+    class Backend:
+        async def continuation_logprobs(self, messages, text):
+            return [(0, -0.1), (3, float("nan"))]
+
+    with pytest.raises(BackendError, match="log-probability must be a number <= 0"):
+        asyncio.run(SelfScorePRM(Backend()).score_steps("q", ["ab", "cd"]))
+
+
+def test_replay_prm_rejects_non_numbers():
+    from trimpomdp.generation.prm_replay import ReplayPRM
+
+    with pytest.raises(InputError, match="field 'scores'"):
+        ReplayPRM({"q": [0.5, "0.7"]})
+    with pytest.raises(InputError, match="field 'scores'"):
+        ReplayPRM({"q": [float("nan")]})

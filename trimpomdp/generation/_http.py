@@ -90,7 +90,7 @@ class JSONClient:
                                            f"{resp.status_code}: {_brief(resp.text)}")
                     try:
                         return resp.json()
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         raise RetryableHTTPError(f"response is not JSON: {_brief(resp.text)}") from None
                 except RetryableHTTPError as exc:
                     last = str(exc)

@@ -84,8 +84,13 @@ class HFLocalPRM:
             probs = torch.softmax(logits.float(), dim=-1)[0]
         at = [i for i, t in enumerate(ids) if t == marker]
         scores = [float(probs[i, 1]) for i in at]
+        bad = [k for k, p in enumerate(scores) if not (0.0 <= p <= 1.0)]
+        if bad:
+            raise BackendError(f"PRM {self.model_path}: the score of step {bad[0]} is "
+                               f"{scores[bad[0]]} (not a probability; NaN weights or overflow?)")
         if len(scores) > len(steps):
-            raise BackendError(f"{len(scores)} markers for {len(steps)} steps")
+            raise BackendError(f"PRM {self.model_path}: {len(scores)} markers for {len(steps)} "
+                               "steps")
         return [1.0] * (len(steps) - len(scores)) + scores
 
     async def score_steps(self, question: str, steps: Sequence[str]) -> list[float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+from trimpomdp._validate import unit_float
 from trimpomdp.errors import BackendError, InputError
 
 
@@ -17,12 +18,7 @@ class ReplayPRM:
     def __init__(self, scores: Mapping[str, Sequence[float]]) -> None:
         self.scores: dict[str, tuple[float, ...]] = {}
         for q, row in scores.items():
-            vals = tuple(float(s) for s in row)
-            bad = [s for s in vals if not (0.0 <= s <= 1.0)]
-            if bad:
-                raise InputError(f"recorded scores must be in [0, 1]. Got {bad[0]!r} instead.",
-                                 field="scores")
-            self.scores[q] = vals
+            self.scores[q] = tuple(unit_float(s, "scores") for s in row)
 
     @classmethod
     def from_traces(cls, traces_path: str | os.PathLike[str],

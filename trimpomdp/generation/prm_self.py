@@ -33,6 +33,11 @@ class SelfScorePRM:
         sums, counts = [0.0] * len(steps), [0] * len(steps)
         i = 0
         for off, lp in lps:
+            if isinstance(lp, bool) or not isinstance(lp, int | float) or not lp <= 0.0:
+                where = getattr(getattr(self.backend, "http", None), "base_url", None) or \
+                    type(self.backend).__name__
+                raise BackendError(f"self-scoring PRM at {where}: a token "
+                                   f"log-probability must be a number <= 0. Got {lp!r} instead.")
             while i + 1 < len(spans) and off >= spans[i + 1][0]:
                 i += 1
             sums[i] += lp

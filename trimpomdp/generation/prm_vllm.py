@@ -6,6 +6,7 @@ marker; the step score is P(class 1).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,29 +15,41 @@ from trimpomdp.generation._http import JSONClient, RetryPolicy
 from trimpomdp.generation.prompting import prm_messages
 
 
+def _probability(value: Any, url: str, field: str) -> float:
+    """A P(class 1) from the server: a finite number in [0, 1], else BackendError naming it."""
+    ok = not isinstance(value, bool) and isinstance(value, int | float)
+    p = float(value) if ok else math.nan
+    if not (0.0 <= p <= 1.0):  # also false for NaN
+        raise BackendError(f"PRM at {url}/pooling: field '{field}' (P(class 1)) must be a number "
+                           f"in [0, 1]. Got {str(value)[:80]!r} instead (is the server a 2-class "
+                           "PRM with the STEP pooler and softmax?)")
+    return p
+
+
 def step_scores_from_pooling(doc: Any, n_steps: int, url: str = "") -> list[float]:
-    """P(class 1) per marker from a ``/pooling`` response; leading steps cut away score 1.0."""
+    """P(class 1) per marker from a ``/pooling`` response; leading steps cut away score 1.0.
+
+    Any malformed, non-numeric or NaN probability raises BackendError naming the PRM URL and
+    the field (``data[0].data[i][1]``).
+    """
     try:
         rows = doc["data"][0]["data"]
     except (KeyError, IndexError, TypeError):
-        raise BackendError(f"{url}/pooling: unexpected response {str(doc)[:200]}") from None
+        raise BackendError(f"PRM at {url}/pooling: unexpected response, no field "
+                           f"'data[0].data': {str(doc)[:200]}") from None
     if not isinstance(rows, list):
-        raise BackendError(f"{url}/pooling: expected a list of per-marker rows. Got "
-                           f"{type(rows).__name__} instead.")
+        raise BackendError(f"PRM at {url}/pooling: field 'data[0].data' must be a list of "
+                           f"per-marker rows. Got {type(rows).__name__} instead.")
     scores = []
     for i, row in enumerate(rows):
         if not (isinstance(row, list) and len(row) == 2):
-            raise BackendError(f"{url}/pooling: row {i} must be [P(class 0), P(class 1)]. Got "
-                               f"{str(row)[:80]} instead (is the server a 2-class PRM with the "
-                               "STEP pooler?)")
-        p = float(row[1])
-        if not (0.0 <= p <= 1.0):
-            raise BackendError(f"{url}/pooling: P(class 1) of row {i} must be in [0, 1]. Got {p} "
-                               "instead (is the pooler applying softmax?)")
-        scores.append(p)
+            raise BackendError(f"PRM at {url}/pooling: field 'data[0].data[{i}]' must be "
+                               f"[P(class 0), P(class 1)]. Got {str(row)[:80]} instead (is the "
+                               "server a 2-class PRM with the STEP pooler?)")
+        scores.append(_probability(row[1], url, f"data[0].data[{i}][1]"))
     if len(scores) > n_steps:
-        raise BackendError(f"{url}/pooling: {len(scores)} markers scored for {n_steps} steps (is "
-                           "step_tag_id the id of <extra_0>?)")
+        raise BackendError(f"PRM at {url}/pooling: {len(scores)} markers scored for {n_steps} "
+                           "steps (is step_tag_id the id of <extra_0>?)")
     return [1.0] * (n_steps - len(scores)) + scores
 
 
