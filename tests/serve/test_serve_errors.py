@@ -52,7 +52,8 @@ def test_malformed_body_is_400(env, raw, needle):
 
 
 @pytest.mark.parametrize("extra,param", [
-    ({"frequency_penalty": 0.5}, "frequency_penalty"),
+    ({"frequency_penalty": 2.5}, "frequency_penalty"),
+    ({"presence_penalty": "x"}, "presence_penalty"),
     ({"trim": {"lambda": 0.2, "budget": 3}}, "trim.budget"),
     ({"trim": {"lambda": -0.1}}, "trim.lambda"),
     ({"trim": {"lambda": 1e9}}, "trim.lambda"),
@@ -62,18 +63,35 @@ def test_malformed_body_is_400(env, raw, needle):
     ({"trim": {"lambda": 0.1, "strong_token_share": 0.2}}, "trim"),
     ({"trim": {"trace": "yes"}}, "trim.trace"),
     ({"trim": {"max_steps": 31}}, "trim.max_steps"),
+    ({"trim": {"max_step_tokens": 0}}, "trim.max_step_tokens"),
     ({"trim": [0.2]}, "trim"),
-    ({"n": 2}, "n"),
-    ({"stop": ["\n"]}, "stop"),
+    ({"n": 0}, "n"),
+    ({"n": 9}, "n"),  # above --max-n
+    ({"stop": 5}, "stop"),
+    ({"stop": ["a", 1]}, "stop"),
+    ({"stop": [str(i) for i in range(17)]}, "stop"),
     ({"temperature": 3}, "temperature"),
     ({"top_p": 0}, "top_p"),
     ({"top_k": 0}, "top_k"),
     ({"max_tokens": 0}, "max_tokens"),
-    ({"stream_options": {"include_usage": True}}, "stream_options"),
-    ({"messages": [{"role": "system", "content": "be brief"}, *Q]}, "messages"),
+    ({"max_tokens": 10, "max_completion_tokens": 20}, "max_tokens"),
+    ({"seed": 1.5}, "seed"),
+    ({"logprobs": True}, "logprobs"),
+    ({"top_logprobs": 3}, "top_logprobs"),
+    ({"logit_bias": {"50256": -100}}, "logit_bias"),
+    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    ({"tool_choice": "required"}, "tool_choice"),
+    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"modalities": ["text", "audio"]}, "modalities"),
+    ({"audio": {"voice": "alloy"}}, "audio"),
+    ({"messages": [*Q, {"role": "assistant", "content": "The answer"}]}, "messages[1].role"),
+    ({"messages": [{"role": "robot", "content": "q"}]}, "messages[0].role"),
+    ({"messages": [{"role": "tool", "content": "42", "tool_call_id": "x"}, *Q]}, "messages[0]"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content"),
     ({"messages": [{"role": "user", "content": "   "}]}, "messages"),
     ({"messages": "hi"}, "messages"),
+    ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+    ({"prompt": "q"}, "prompt"),  # a completions field on the chat endpoint
 ])
 def test_invalid_field_is_400_naming_it(env, extra, param):
     _, _, http = env
@@ -89,7 +107,12 @@ def test_completions_validation(env):
     assert e["param"] == "prompt"
     e = _err(http.post("/v1/completions", json={"model": "trimpomdp", "prompt": "q",
                                                 "messages": Q}), 400)
-    assert e["param"] == "messages"  # a chat field on the completions endpoint is unknown there
+    assert e["param"] == "messages"  # a chat field on the completions endpoint
+    for bad in ({"prompt": [1, 2, 3]}, {"prompt": "q", "echo": True},
+                {"prompt": "q", "suffix": "x"}, {"prompt": "q", "logprobs": 2},
+                {"prompt": "q", "best_of": 3}):
+        e = _err(http.post("/v1/completions", json={"model": "trimpomdp", **bad}), 400)
+        assert e["param"] == next(iter(k for k in bad if k != "prompt"), "prompt"), (bad, e)
 
 
 def test_missing_model_unknown_path_wrong_method_big_body(env):
@@ -154,9 +177,9 @@ def test_upstream_down_is_502_naming_the_server():
 
 def test_limits_above_the_server_settings_are_400(env):
     _, _, http = env
-    e = _err(_chat(http, max_tokens=4096), 400)  # the server's --max-step-tokens is 2048
-    assert e["param"] == "max_tokens" and "2048" in e["message"]
-    r = _chat(http, max_tokens=2048, trim={"max_steps": 2})
+    e = _err(_chat(http, trim={"max_step_tokens": 4096}), 400)  # --max-step-tokens is 2048
+    assert e["param"] == "trim.max_step_tokens" and "2048" in e["message"]
+    r = _chat(http, max_tokens=4096, trim={"max_steps": 2})  # a whole-answer cap: any size
     assert r.status_code == 200 and r.json()["trim"]["n_steps"] == 2
     assert r.json()["choices"][0]["finish_reason"] == "length"  # cut by the step limit
 

@@ -5,48 +5,79 @@ Runs until SIGINT/SIGTERM, then stops listening and finishes the requests in fli
 from __future__ import annotations
 
 import argparse
+import os
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(o.strip() for o in text.split(",") if o.strip())
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weak", required=True, metavar="URL", help="weak model server (OpenAI API)")
-    p.add_argument("--strong", metavar="URL", help="strong model server (OpenAI API)")
-    p.add_argument("--prm", metavar="URL", help="vLLM /pooling PRM server")
-    p.add_argument("--policy", default="thr:0.5", metavar="SPEC",
-                   help="default routing policy: thr:K, pomdp:FILE|λ, pomdp-filter:FILE|λ, agg:CKPT,"
-                   " weak, strong, ... (default thr:0.5); requests may override the budget")
-    p.add_argument("--model", metavar="FILE", help="TRIM model file for POMDP policies and "
-                   "per-request budgets (default: the bundled model)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--served-model-name", default="trimpomdp", metavar="NAME",
-                   help="the model id clients send (default trimpomdp)")
-    p.add_argument("--upstream-concurrency", type=int, default=16, metavar="N",
-                   help="requests in flight per upstream server (default 16)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per upstream request")
-    p.add_argument("--retries", type=int, default=2, help="retries per upstream request")
-    p.add_argument("--shutdown-timeout", type=float, default=60.0,
-                   help="seconds in-flight requests get to finish on SIGTERM (default 60)")
-    p.add_argument("--max-steps", type=int, default=30)
-    p.add_argument("--max-step-tokens", type=int, default=2048)
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--top-p", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=20)
-    p.add_argument("--api", choices=("auto", "completions", "chat"), default="auto",
-                   help="how prompts reach the upstream servers (see `trimpomdp run`)")
-    p.add_argument("--weak-tokenizer", metavar="DIR")
-    p.add_argument("--strong-tokenizer", metavar="DIR")
-    p.add_argument("--budget-sim-problems", type=int, default=2000, metavar="N",
-                   help="simulated problems per bisection step for strong_token_share budgets")
-    p.add_argument("--skip-upstream-check", action="store_true",
-                   help="start even if an upstream server does not answer yet")
-    p.add_argument("--log-level", default="WARNING",
-                   choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    up = p.add_argument_group("upstream servers")
+    up.add_argument("--weak", metavar="URL", help="weak model server (OpenAI API); required")
+    up.add_argument("--strong", metavar="URL", help="strong model server (OpenAI API)")
+    up.add_argument("--prm", metavar="URL|self", help="vLLM /pooling PRM server URL, or 'self' to "
+                    "score steps by the strong model's log-probabilities")
+    up.add_argument("--api", choices=("auto", "completions", "chat"), default="auto",
+                    help="how prompts reach the upstream servers (see `trimpomdp run`)")
+    up.add_argument("--weak-tokenizer", metavar="DIR", help="weak model's tokenizer folder")
+    up.add_argument("--strong-tokenizer", metavar="DIR", help="strong model's tokenizer folder")
+    up.add_argument("--upstream-concurrency", type=int, default=16, metavar="N",
+                    help="requests in flight per upstream server")
+    up.add_argument("--timeout", type=float, default=300.0, help="seconds per upstream request")
+    up.add_argument("--retries", type=int, default=2, help="retries per upstream request")
+    up.add_argument("--upstream-api-key", metavar="KEY", help="bearer token sent upstream")
+    up.add_argument("--skip-upstream-check", action="store_true",
+                    help="start even if an upstream server does not answer yet")
+    ro = p.add_argument_group("routing")
+    ro.add_argument("--policy", default="thr:0.5", metavar="SPEC",
+                    help="default routing policy: thr:K, pomdp:FILE|λ, pomdp-filter:FILE|λ, "
+                    "agg:CKPT, seq:CKPT, query:K, random:P, weak, strong; requests may override "
+                    "the budget")
+    ro.add_argument("--model", metavar="FILE", help="TRIM model file for POMDP policies and "
+                    "per-request budgets (default: the bundled model)")
+    ro.add_argument("--max-steps", type=int, default=30, help="most steps per answer")
+    ro.add_argument("--max-step-tokens", type=int, default=2048, help="most tokens per step")
+    ro.add_argument("--temperature", type=float, default=0.7)
+    ro.add_argument("--top-p", type=float, default=0.8)
+    ro.add_argument("--top-k", type=int, default=20)
+    ro.add_argument("--budget-sim-problems", type=int, default=2000, metavar="N",
+                    help="simulated problems per bisection step for strong_token_share budgets")
+    sv = p.add_argument_group("server")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sv.add_argument("--port", type=int, default=8000, help="port to listen on")
+    sv.add_argument("--served-model-name", default="trimpomdp", metavar="NAME",
+                    help="the model id clients send (NAME-lambda-L and NAME-share-S set budgets)")
+    sv.add_argument("--api-key", metavar="KEY", default=None,
+                    help="require 'Authorization: Bearer KEY' on /v1/* (default: the "
+                    "TRIMPOMDP_API_KEY environment variable; unset: open)")
+    sv.add_argument("--allowed-origins", type=_origins, default=(), metavar="ORIGINS",
+                    help="comma-separated origins allowed by CORS, or '*'")
+    sv.add_argument("--sse-keepalive", type=float, default=5.0, metavar="S",
+                    help="seconds between SSE keep-alive comments while a step is drafted")
+    sv.add_argument("--max-n", type=int, default=8, help="largest 'n' per request")
+    sv.add_argument("--shutdown-timeout", type=float, default=60.0,
+                    help="seconds in-flight requests get to finish on SIGTERM")
+    sv.add_argument("--log-level", default="WARNING",
+                    choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                    help="INFO adds one access-log line per request")
+    p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (keys: "
+                   "the long options, e.g. weak = \"http://...\", max_steps = 20); options given on "
+                   "the command line win")
 
 
 def config_from_args(args: argparse.Namespace):
     """The :class:`~trimpomdp.serve.ServeConfig` of parsed arguments (raises InputError)."""
-    from trimpomdp.serve.config import ServeConfig
+    from trimpomdp.cli._config import apply_config_file
+    from trimpomdp.errors import InputError
+    from trimpomdp.serve.config import API_KEY_ENV, ServeConfig
 
+    apply_config_file(args, add_arguments, "serve")
+    if not args.weak:
+        raise InputError("a weak model server is required: pass --weak URL (or weak = \"URL\" in "
+                         "--config).", field="weak")
+    api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
     return ServeConfig(
         weak_url=args.weak, strong_url=args.strong, prm_url=args.prm, policy=args.policy,
         model=args.model, served_model_name=args.served_model_name, host=args.host,
@@ -55,7 +86,9 @@ def config_from_args(args: argparse.Namespace):
         max_step_tokens=args.max_step_tokens, temperature=args.temperature, top_p=args.top_p,
         top_k=args.top_k, api=args.api, weak_tokenizer=args.weak_tokenizer,
         strong_tokenizer=args.strong_tokenizer, budget_sim_problems=args.budget_sim_problems,
-        check_upstream=not args.skip_upstream_check)
+        check_upstream=not args.skip_upstream_check, api_key=api_key,
+        allowed_origins=tuple(args.allowed_origins), sse_keepalive=args.sse_keepalive,
+        max_n=args.max_n, upstream_api_key=args.upstream_api_key)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         raise InputError(f"trimpomdp serve needs '{exc.name}' (pip install "
                          "'trimpomdp[live]')") from None
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call otherwise
+    logging.getLogger("trimpomdp.serve.access").setLevel(args.log_level)
     asyncio.run(serve_forever(cfg))
     return 0

@@ -1,7 +1,9 @@
-"""Wiring of ``trimpomdp run``: servers → backends, PRM and router; run folder; summary."""
+"""``trimpomdp run``: settings, run folder and summary; the upstream wiring is
+:mod:`trimpomdp.generation.wiring`, shared with ``trimpomdp serve``."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 from trimpomdp._io import write_json
 from trimpomdp.data.problems import Problem
 from trimpomdp.errors import InputError
-from trimpomdp.generation.loop import LoopConfig, router_factory, run_problems
+from trimpomdp.generation.loop import LoopConfig, run_problems
 from trimpomdp.generation.protocols import SamplingParams
 from trimpomdp.generation.runlog import (
     RUNLOG_NAME,
@@ -18,6 +20,13 @@ from trimpomdp.generation.runlog import (
     RunLog,
     check_run_config,
     summarize,
+)
+from trimpomdp.generation.wiring import (
+    UpstreamSettings,
+    build_upstreams,
+    check_policy,
+    load_trim_model,
+    make_router_factory,
 )
 
 #: settings that must not change when a run folder is resumed (server URLs may: a restarted
@@ -53,74 +62,70 @@ class LiveRunConfig:
     score_strong_steps: bool = False
 
     def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(
+                self.limit, int) or self.limit < 1):
             raise InputError(f"The 'limit' parameter must be an int >= 1. Got {self.limit!r} "
                              "instead.", field="limit")
-        if self.policy.strip().lower() != "weak" and not self.strong_url:
-            raise InputError(f"policy {self.policy!r} may regenerate steps: pass --strong URL.",
-                             field="strong")
-        if self.policy.strip().lower() not in ("weak", "strong") and not self.prm:
-            raise InputError(f"policy {self.policy!r} routes on PRM scores: pass --prm URL (or "
-                             "'self').", field="prm")
+        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or \
+                self.concurrency < 1:
+            raise InputError(f"The 'concurrency' parameter must be an int >= 1. Got "
+                             f"{self.concurrency!r} instead.", field="concurrency")
+        self.upstream_settings()  # URLs, api, timeout, retries, server_concurrency
+        check_policy(self.policy, strong=bool(self.strong_url), prm=bool(self.prm))
+        self.loop_config()  # max_steps, max_step_tokens, temperature, top_p, top_k
 
+    def upstream_settings(self) -> UpstreamSettings:
+        return UpstreamSettings(
+            weak_url=self.weak_url, strong_url=self.strong_url, prm=self.prm, api=self.api,
+            weak_tokenizer=self.weak_tokenizer, strong_tokenizer=self.strong_tokenizer,
+            timeout=self.timeout, retries=self.retries, concurrency=self.server_concurrency)
 
-def _load_model(path: str | None) -> Any:
-    if path is None:
-        return None
-    from trimpomdp import load_model
-
-    return load_model(path)
+    def loop_config(self) -> LoopConfig:
+        try:
+            sampling = SamplingParams(temperature=self.temperature, top_p=self.top_p,
+                                      top_k=self.top_k, max_tokens=self.max_step_tokens,
+                                      seed=self.seed)
+            return LoopConfig(max_steps=self.max_steps, sampling=sampling,
+                              score_strong_steps=self.score_strong_steps)
+        except InputError as exc:  # name the CLI option
+            m = re.search(r"The '(\w+)' parameter", exc.reason)
+            field = {"max_tokens": "max_step_tokens"}.get(m.group(1), m.group(1)) if m else None
+            raise InputError(exc.reason, field=field) from None
 
 
 async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *,
                    retry_failed: bool = False,
                    on_record: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) a live run into folder ``out``; returns the summary of the whole log."""
-    from trimpomdp.generation._http import RetryPolicy
-    from trimpomdp.generation.openai_compat import OpenAICompletionsBackend
+    """Run (or resume) a live run into folder ``out``; returns the summary of the whole log.
 
+    Everything is checked (settings, policy spec and its files, the TRIM model, the output path)
+    and built before ``run.json`` is written, so a rejected command leaves the folder untouched.
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    check_run_config(out, dataclasses.asdict(cfg), RESUME_KEYS)
-    factory = router_factory(cfg.policy, _load_model(cfg.model))
-    retry = RetryPolicy(retries=cfg.retries, timeout=cfg.timeout)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out must be a folder; this is a file", path=out, field="out")
+    factory = make_router_factory(cfg.policy, load_trim_model(cfg.model))
+    loop_cfg = cfg.loop_config()
     problems = list(problems)[: cfg.limit] if cfg.limit else list(problems)
-    weak = OpenAICompletionsBackend(cfg.weak_url, name="weak", tokenizer=cfg.weak_tokenizer,
-                                    api=cfg.api, concurrency=cfg.server_concurrency, retry=retry)
-    strong = None if not cfg.strong_url else OpenAICompletionsBackend(
-        cfg.strong_url, name="strong", tokenizer=cfg.strong_tokenizer, api=cfg.api,
-        concurrency=cfg.server_concurrency, retry=retry)
-    prm: Any = None
-    if cfg.prm == "self":
-        from trimpomdp.generation.prm_self import SelfScorePRM
-
-        prm = SelfScorePRM(strong or weak)
-    elif cfg.prm:
-        from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
-
-        prm = VLLMPoolingPRM(cfg.prm, concurrency=cfg.server_concurrency, retry=retry)
-    sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                              max_tokens=cfg.max_step_tokens, seed=cfg.seed)
-    loop_cfg = LoopConfig(max_steps=cfg.max_steps, sampling=sampling,
-                          score_strong_steps=cfg.score_strong_steps)
-    with RunLog(out / RUNLOG_NAME) as log:
-        if retry_failed:
-            log.drop_failed()
+    up = build_upstreams(cfg.upstream_settings())
+    try:
         try:
-            for b in (weak, strong):
-                if b is not None:
-                    await b.http.check_health()
-            if prm is not None and hasattr(prm, "http"):
-                await prm.http.check_health()
-            stats = await run_problems(problems, weak=weak, strong=strong, prm=prm,
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the run folder ({exc.strerror})", path=out,
+                             field="out") from None
+        check_run_config(out, dataclasses.asdict(cfg), RESUME_KEYS)
+        with RunLog(out / RUNLOG_NAME) as log:
+            if retry_failed:
+                log.drop_failed()
+            await up.check(setup=False)
+            stats = await run_problems(problems, weak=up.weak, strong=up.strong, prm=up.prm,
                                        router_factory=factory, runlog=log,
                                        concurrency=cfg.concurrency, config=loop_cfg,
                                        on_record=on_record)
-        finally:
-            for c in (weak, strong, prm):
-                if c is not None:
-                    await c.aclose()
-        summary = summarize(log.records)
+            summary = summarize(log.records)
+    finally:
+        await up.aclose()
     summary["last_invocation"] = dataclasses.asdict(stats)
     summary["policy"] = cfg.policy
     write_json(out / SUMMARY_NAME, summary)

@@ -99,6 +99,10 @@ class OpenAICompletionsBackend:
             body["top_k"] = sampling.top_k
         if sampling.seed is not None:
             body["seed"] = sampling.seed
+        if sampling.frequency_penalty:
+            body["frequency_penalty"] = sampling.frequency_penalty
+        if sampling.presence_penalty:
+            body["presence_penalty"] = sampling.presence_penalty
         return body
 
     async def generate_step(self, messages: Sequence[Message], *, stop: Sequence[str],
@@ -133,13 +137,22 @@ class OpenAICompletionsBackend:
         stopped = finish == "stop" and (choice.get("stop_reason") in stop
                                         if "stop_reason" in choice else True)
         usage = doc.get("usage") or {}
+        if not isinstance(usage, dict):
+            raise BackendError(f"{self.base_url}: the response's usage is not an object")
         tokens = usage.get("completion_tokens")
-        if not isinstance(tokens, int):
+        if not isinstance(tokens, int) or isinstance(tokens, bool):
             raise BackendError(f"{self.base_url}: the response has no usage.completion_tokens; "
                                "cannot count decoded tokens")
+        if tokens < 0:
+            raise BackendError(f"{self.base_url}: usage.completion_tokens is negative ({tokens})")
+        prompt_tokens = usage.get("prompt_tokens")
+        stop_reason = choice.get("stop_reason")
         return StepOutput(text=text, tokens=tokens, stopped_on_stop=stopped, finish_reason=finish,
                           logprobs=None if lps is None else tuple(float(x) for x in lps if x is not None),
-                          seconds=time.perf_counter() - t0)
+                          seconds=time.perf_counter() - t0,
+                          stop_reason=stop_reason if isinstance(stop_reason, str) else None,
+                          prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int)
+                          and not isinstance(prompt_tokens, bool) and prompt_tokens >= 0 else None)
 
     async def continuation_logprobs(self, messages: Sequence[Message],
                                     continuation: str) -> list[tuple[int, float]]:

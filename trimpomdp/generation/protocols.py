@@ -24,6 +24,9 @@ class SamplingParams:
     top_k: int = 20
     max_tokens: int = 2048
     seed: int | None = None
+    #: OpenAI's repetition penalties, passed to servers that take them (0: off)
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         if not (self.temperature >= 0.0 and math.isfinite(self.temperature)):
@@ -38,6 +41,11 @@ class SamplingParams:
         if self.max_tokens < 1:
             raise InputError(f"The 'max_tokens' parameter of SamplingParams must be >= 1. Got "
                              f"{self.max_tokens!r} instead.")
+        for name in ("frequency_penalty", "presence_penalty"):
+            v = getattr(self, name)
+            if not (-2.0 <= v <= 2.0):
+                raise InputError(f"The '{name}' parameter of SamplingParams must be in [-2, 2]. "
+                                 f"Got {v!r} instead.")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +60,10 @@ class StepOutput:
     #: per-token log-probabilities when the backend was asked for them
     logprobs: tuple[float, ...] | None = None
     seconds: float = 0.0
+    #: the stop string that ended generation, when the server says (vLLM's ``stop_reason``)
+    stop_reason: str | None = None
+    #: prompt tokens the server prefilled for this call (its ``usage.prompt_tokens``), if reported
+    prompt_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.tokens < 0:
@@ -88,7 +100,7 @@ class RouteDecision(Protocol):
 
 @runtime_checkable
 class Router(Protocol):
-    """Per-problem step router (``trimpomdp.controller.StepRouter`` has this shape)."""
+    """Per-problem step router (``trimpomdp.routing.router.StepRouter`` has this shape)."""
 
     def reset(self) -> Any: ...
 

@@ -5,10 +5,13 @@ import math
 from dataclasses import dataclass
 
 from trimpomdp.errors import InputError
+from trimpomdp.generation.wiring import UpstreamSettings, check_policy
 
 #: per-request λ accepted by the ``trim.lambda`` field (R = 100: λ = 100 already makes a one-token
 #: strong step cost the whole task reward)
 LAMBDA_MAX = 100.0
+#: environment variable read for ``--api-key``
+API_KEY_ENV = "TRIMPOMDP_API_KEY"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -17,6 +20,7 @@ class ServeConfig:
 
     weak_url: str
     strong_url: str | None = None
+    #: a vLLM /pooling PRM URL, or "self" (scores from the strong model's log-probabilities)
     prm_url: str | None = None
     policy: str = "thr:0.5"
     model: str | None = None
@@ -42,38 +46,63 @@ class ServeConfig:
     #: simulated problems per bisection step of ``strong_token_share`` → λ
     budget_sim_problems: int = 2000
     check_upstream: bool = True
+    #: clients must send ``Authorization: Bearer <api_key>`` on /v1/* (None: open)
+    api_key: str | None = None
+    #: origins allowed by CORS ("*" for any; empty: no CORS headers)
+    allowed_origins: tuple[str, ...] = ()
+    #: seconds between SSE keep-alive comments while a step is drafted
+    sse_keepalive: float = 5.0
+    #: largest ``n`` (independent answers) per request
+    max_n: int = 8
+    #: bearer token sent to the upstream servers
+    upstream_api_key: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("weak_url", "strong_url", "prm_url"):
-            url = getattr(self, name)
-            if url is not None and not url.startswith(("http://", "https://")):
-                raise InputError(f"The '{name}' parameter must be an http(s) URL. Got {url!r} "
-                                 "instead.", field=name.removesuffix("_url"))
-        spec = self.policy.strip().lower()
-        if spec != "weak" and not self.strong_url:
-            raise InputError(f"policy {self.policy!r} may regenerate steps: pass --strong URL.",
-                             field="strong")
-        if spec not in ("weak", "strong") and not self.prm_url:
-            raise InputError(f"policy {self.policy!r} routes on PRM scores: pass --prm URL.",
-                             field="prm")
-        if not (0 <= self.port <= 65535):
-            raise InputError(f"The 'port' parameter must be an int in [0, 65535]. Got "
-                             f"{self.port!r} instead.", field="port")
         ints = {"upstream_concurrency": 1, "max_body_bytes": 1024, "max_step_tokens": 1,
-                "policy_cache": 1, "budget_sim_problems": 10, "retries": 0}
+                "policy_cache": 1, "budget_sim_problems": 10, "retries": 0, "max_n": 1}
         for name, lo in ints.items():
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise InputError(f"The '{name}' parameter must be an int >= {lo}. Got {v!r} "
                                  "instead.", field=name)
-        if not (1 <= self.max_steps <= 30):
+        self.upstream_settings()
+        check_policy(self.policy, strong=bool(self.strong_url), prm=bool(self.prm_url))
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or \
+                not (0 <= self.port <= 65535):
+            raise InputError(f"The 'port' parameter must be an int in [0, 65535]. Got "
+                             f"{self.port!r} instead.", field="port")
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or \
+                not (1 <= self.max_steps <= 30):
             raise InputError(f"The 'max_steps' parameter must be an int in [1, 30]. Got "
                              f"{self.max_steps!r} instead.", field="max_steps")
-        for name in ("timeout", "shutdown_timeout"):
+        for name in ("shutdown_timeout", "sse_keepalive"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v)
+                                           and v > 0):
                 raise InputError(f"The '{name}' parameter must be a float in the range (0, inf). "
                                  f"Got {v!r} instead.", field=name)
-        if not self.served_model_name.strip():
+        if not isinstance(self.served_model_name, str) or not self.served_model_name.strip():
             raise InputError("The 'served_model_name' parameter must be a non-empty string. Got "
                              f"{self.served_model_name!r} instead.", field="served_model_name")
+        if self.api_key is not None and not self.api_key.strip():
+            raise InputError("The 'api_key' parameter must be a non-empty string when given.",
+                             field="api_key")
+        for o in self.allowed_origins:
+            if o != "*" and not o.startswith(("http://", "https://")):
+                raise InputError(f"each allowed origin must be '*' or scheme://host[:port]. Got "
+                                 f"{o!r} instead.", field="allowed_origins")
+        from trimpomdp.generation.protocols import SamplingParams
+
+        try:
+            SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                           max_tokens=self.max_step_tokens)
+        except InputError as exc:
+            raise InputError(exc.reason, field="sampling") from None
+
+    def upstream_settings(self) -> UpstreamSettings:
+        """The shared live-wiring value (:mod:`trimpomdp.generation.wiring`)."""
+        return UpstreamSettings(
+            weak_url=self.weak_url, strong_url=self.strong_url, prm=self.prm_url, api=self.api,
+            weak_tokenizer=self.weak_tokenizer, strong_tokenizer=self.strong_tokenizer,
+            timeout=self.timeout, retries=self.retries, concurrency=self.upstream_concurrency,
+            api_key=self.upstream_api_key)

@@ -1,0 +1,288 @@
+"""Live wiring shared by ``trimpomdp run`` and ``trimpomdp serve``: upstream settings, builders,
+the policy checks both commands make up front, and guards that name the failing part.
+
+- :class:`UpstreamSettings` — the weak/strong servers, the PRM (a URL or ``"self"``), how prompts
+  are rendered, timeouts, retries and in-flight bounds; checked at construction.
+- :func:`check_policy` — a spec is refused before any work when it cannot run live (``oracle``
+  needs known outcomes: simulator only) or needs an upstream that is not configured.
+- :func:`build_upstreams` — the clients (:class:`Upstreams`), each behind a guard.
+- :func:`make_router_factory` — a factory of per-problem routers, each behind a guard.
+
+Guards turn anything unexpected into an error that names its source: an upstream's failure or
+unusable answer is a :class:`~trimpomdp.errors.BackendError` naming the role and URL (``serve``
+answers 502), a routing rule's failure is a :class:`RoutingError` naming the rule (``serve``
+answers 500, it is the server's bug, not the upstream's).
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from trimpomdp.errors import BackendError, InputError, TrimpomdpError
+from trimpomdp.generation.protocols import Message, SamplingParams, StepOutput
+
+API_CHOICES = ("auto", "completions", "chat")
+#: policy kinds that only make sense in the simulator (they read the true outcome)
+SIMULATOR_ONLY = ("oracle",)
+
+
+class RoutingError(TrimpomdpError, RuntimeError):
+    """A routing rule failed while deciding a step (a bug or a rule used out of its contract)."""
+
+    def __init__(self, message: str, *, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+def _url(name: str, url: str | None) -> None:
+    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        raise InputError(f"The '{name}' parameter must be an http(s) URL. Got {url!r} instead.",
+                         field=name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamSettings:
+    """Where the models are and how they are called (one value for ``run`` and ``serve``)."""
+
+    weak_url: str
+    strong_url: str | None = None
+    #: the PRM: a vLLM ``/pooling`` server URL, or ``"self"`` (the strong model's log-probabilities,
+    #: the weak one's without --strong)
+    prm: str | None = None
+    api: str = "auto"
+    weak_tokenizer: str | None = None
+    strong_tokenizer: str | None = None
+    timeout: float = 300.0
+    retries: int = 3
+    #: requests in flight per upstream server
+    concurrency: int = 8
+    #: bearer token sent to the upstream servers (vLLM ``--api-key``)
+    api_key: str | None = None
+
+    def __post_init__(self) -> None:
+        _url("weak", self.weak_url)
+        if self.weak_url is None:
+            raise InputError("a weak model server is required: pass --weak URL.", field="weak")
+        _url("strong", self.strong_url)
+        if self.prm is not None and self.prm != "self":
+            _url("prm", self.prm)
+        if self.api not in API_CHOICES:
+            raise InputError(f"The 'api' parameter must be one of {', '.join(API_CHOICES)}. Got "
+                             f"{self.api!r} instead.", field="api")
+        for name, lo in (("retries", 0), ("concurrency", 1)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise InputError(f"The '{name}' parameter must be an int >= {lo}. Got {v!r} "
+                                 "instead.", field=name)
+        t = self.timeout
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t)
+                                                                           and t > 0):
+            raise InputError(f"The 'timeout' parameter must be a float in the range (0, inf). Got "
+                             f"{t!r} instead.", field="timeout")
+
+
+def policy_kind(spec: str) -> str:
+    return spec.strip().lower().partition(":")[0]
+
+
+def check_policy(spec: str, *, strong: bool, prm: bool) -> None:
+    """Refuse a spec that cannot run live, before anything is written or started."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise InputError(f"policy must be a non-empty spec such as thr:0.5. Got {spec!r} "
+                         "instead.", field="policy")
+    kind = policy_kind(spec)
+    if kind in SIMULATOR_ONLY:
+        raise InputError(f"policy {spec!r} is simulator-only: it routes on the true outcome of "
+                         "each problem, which a live run does not know. Use it with `trimpomdp "
+                         "simulate`; live, try query:K or thr:K.", field="policy")
+    if kind != "weak" and not strong:
+        raise InputError(f"policy {spec!r} may regenerate steps: pass --strong URL.",
+                         field="strong")
+    if kind not in ("weak", "strong") and not prm:
+        raise InputError(f"policy {spec!r} routes on PRM scores: pass --prm URL (or 'self').",
+                         field="prm")
+
+
+# ---------------------------------------------------------------------------------- guards
+class GuardedBackend:
+    """A generation backend whose every failure is a BackendError naming it (role and URL)."""
+
+    def __init__(self, inner: Any, role: str) -> None:
+        self.inner = inner
+        self.role = role
+        self.name = getattr(inner, "name", role)
+
+    @property
+    def where(self) -> str:
+        url = getattr(self.inner, "base_url", None)
+        return f"the {self.role} model" + (f" at {url}" if url else "")
+
+    async def generate_step(self, messages: Sequence[Message], *, stop: Sequence[str],
+                            sampling: SamplingParams, logprobs: bool = False) -> StepOutput:
+        try:
+            out = await self.inner.generate_step(messages, stop=stop, sampling=sampling,
+                                                 logprobs=logprobs)
+        except (asyncio.CancelledError, BackendError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - anything else is an unusable answer
+            raise BackendError(f"{self.where} sent an unusable answer ({type(exc).__name__}: "
+                               f"{exc})") from None
+        if not isinstance(out, StepOutput):
+            raise BackendError(f"{self.where} returned {type(out).__name__}, not a StepOutput")
+        return out
+
+    def __getattr__(self, name: str) -> Any:  # setup, http, render, continuation_logprobs, ...
+        return getattr(self.inner, name)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class GuardedPRM:
+    """A PRM scorer whose answers are checked: one finite score in [0, 1] per step.
+
+    A non-numeric, NaN or out-of-range probability, a wrong count or any unexpected exception is
+    a BackendError that names the PRM (its URL, or "self-scoring").
+    """
+
+    def __init__(self, inner: Any, where: str) -> None:
+        self.inner = inner
+        self.where = where
+
+    async def score_steps(self, question: str, steps: Sequence[str]) -> list[float]:
+        try:
+            scores = await self.inner.score_steps(question, steps)
+        except (asyncio.CancelledError, BackendError):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise BackendError(f"the PRM {self.where} sent an unusable answer "
+                               f"({type(exc).__name__}: {exc})") from None
+        try:
+            vals = [float(s) for s in scores]
+        except (TypeError, ValueError):
+            raise BackendError(f"the PRM {self.where} returned non-numeric step scores: "
+                               f"{str(scores)[:120]}") from None
+        if len(vals) != len(steps):
+            raise BackendError(f"the PRM {self.where} returned {len(vals)} scores for "
+                               f"{len(steps)} steps")
+        for i, v in enumerate(vals):
+            if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+                raise BackendError(f"the PRM {self.where} returned a step score of {v!r} for "
+                                   f"step {i}; a probability in [0, 1] was expected")
+        return vals
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class GuardedRouter:
+    """A per-problem router whose failures are RoutingErrors naming the rule (the spec)."""
+
+    def __init__(self, inner: Any, rule: str) -> None:
+        self.inner = inner
+        self.rule = rule
+
+    def _fail(self, what: str, exc: Exception) -> RoutingError:
+        return RoutingError(f"the routing rule {self.rule!r} failed {what} "
+                            f"({type(exc).__name__}: {exc})", rule=self.rule)
+
+    def reset(self) -> Any:
+        try:
+            return self.inner.reset()
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail("to start a problem", exc) from None
+
+    def decide(self, score: float, tokens: int, step: int, final: bool = False) -> Any:
+        try:
+            return self.inner.decide(score, tokens, step, final=final)
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(f"at step {step}", exc) from None
+
+    def __getattr__(self, name: str) -> Any:  # summary, observe_regenerated, ...
+        return getattr(self.inner, name)
+
+
+# ---------------------------------------------------------------------------------- builders
+@dataclass(slots=True)
+class Upstreams:
+    """The guarded clients of one process (shared by every problem / request)."""
+
+    weak: Any
+    strong: Any = None
+    prm: Any = None
+
+    async def check(self, *, setup: bool = True) -> None:
+        """Each server must answer ``/v1/models`` (an actionable BackendError otherwise)."""
+        for b in (self.weak, self.strong):
+            if b is not None:
+                await b.http.check_health()
+                if setup:
+                    await b.setup()
+        inner = getattr(self.prm, "inner", None)
+        if inner is not None and hasattr(inner, "http"):
+            await inner.http.check_health()
+
+    async def aclose(self) -> None:
+        for c in (self.weak, self.strong, self.prm):
+            if c is not None:
+                try:
+                    await c.aclose()
+                except Exception:  # noqa: BLE001,S110 - closing must not mask the real error
+                    pass
+
+
+def build_upstreams(s: UpstreamSettings) -> Upstreams:
+    """Clients for the weak/strong servers and the PRM (needs httpx: ``trimpomdp[live]``)."""
+    from trimpomdp.generation._http import RetryPolicy
+    from trimpomdp.generation.openai_compat import OpenAICompletionsBackend
+
+    retry = RetryPolicy(retries=s.retries, timeout=s.timeout)
+    kw: dict[str, Any] = {"api": s.api, "concurrency": s.concurrency, "retry": retry,
+                          "api_key": s.api_key}
+    weak = GuardedBackend(OpenAICompletionsBackend(s.weak_url, name="weak",
+                                                   tokenizer=s.weak_tokenizer, **kw), "weak")
+    strong = None if not s.strong_url else GuardedBackend(OpenAICompletionsBackend(
+        s.strong_url, name="strong", tokenizer=s.strong_tokenizer, **kw), "strong")
+    prm: Any = None
+    if s.prm == "self":
+        from trimpomdp.generation.prm_self import SelfScorePRM
+
+        scorer = strong or weak
+        prm = GuardedPRM(SelfScorePRM(scorer.inner), f"(self-scoring by the {scorer.role} model "
+                         f"at {scorer.inner.base_url})")
+    elif s.prm:
+        from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
+
+        prm = GuardedPRM(VLLMPoolingPRM(s.prm, concurrency=s.concurrency, retry=retry,
+                                        api_key=s.api_key), f"at {s.prm.rstrip('/')}")
+    return Upstreams(weak, strong, prm)
+
+
+def load_trim_model(path: str | None) -> Any:
+    """The TRIM model of ``--model`` (None: the policy uses its own or the bundled one)."""
+    if path is None:
+        return None
+    from trimpomdp import load_model
+
+    return load_model(path)
+
+
+def make_router_factory(spec: str, model: Any = None) -> Callable[[], Any]:
+    """A factory of fresh guarded per-problem routers for ``spec`` (built, and a POMDP solved,
+    once, up front; bad specs raise InputError here)."""
+    from trimpomdp.generation.loop import router_factory
+
+    inner = router_factory(spec, model)
+    rule = spec.strip()
+    return lambda: GuardedRouter(inner(), rule)
+
+
+__all__ = ["API_CHOICES", "GuardedBackend", "GuardedPRM", "GuardedRouter", "RoutingError",
+           "SIMULATOR_ONLY", "UpstreamSettings", "Upstreams", "build_upstreams", "check_policy",
+           "load_trim_model", "make_router_factory", "policy_kind"]
