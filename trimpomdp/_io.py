@@ -5,6 +5,7 @@ leaves a half-written file behind.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import json
@@ -210,3 +211,47 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
             raise InputError(err.reason, path=path, line=lineno + 1) from None
     if n == 0:
         raise InputError("file is empty; expected at least one JSON line", path=path)
+
+
+def write_files(files: dict[str | os.PathLike[str], str | bytes]) -> None:
+    """Write several files all-or-nothing: every one goes to a temporary file first and they are
+    renamed only once all were written; on any failure none of them is left behind."""
+    staged: list[tuple[str, Path]] = []
+    done: list[Path] = []
+    try:
+        for target, content in files.items():
+            path = Path(target)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if _is_dir(path):
+                    raise IsADirectoryError(21, "Is a directory", str(path))
+                fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".tmp",
+                                           dir=path.parent)
+            except OSError as exc:
+                raise _write_error(path, exc) from None
+            staged.append((tmp, path))
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)
+            except OSError as exc:
+                raise _write_error(path, exc) from None
+        for tmp, path in staged:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise _write_error(path, exc) from None
+            done.append(path)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        for path in done:  # a rename failed after others succeeded: take those back too
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        raise

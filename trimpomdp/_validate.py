@@ -217,3 +217,29 @@ def check_finite_output(obj: Any, path: _Path) -> None:
         raise InputError(f"refusing to write a non-finite number ({hit[1]}): the result is "
                          "invalid (check the inputs and options that produced it).", path=path,
                          field=hit[0])
+
+
+#: share of a class's probability mass from smoothing above which fits warn
+SMOOTHING_WARN_SHARE = 0.2
+
+
+def warn_if_smoothing_dominates(n_per_class: Any, alpha: float, n_bins: int, *,
+                                what: str = "alpha") -> np.ndarray:
+    """Warn (DataWarning) when additive smoothing is a large share of a class's mass.
+
+    The share of class c is ``alpha * n_bins / (n_c + alpha * n_bins)``; returns the shares.
+    """
+    import warnings
+
+    from trimpomdp.errors import DataWarning
+
+    n = np.asarray(n_per_class, dtype=float)
+    prior = float(alpha) * int(n_bins)
+    share = np.where(n + prior > 0, prior / np.maximum(n + prior, 1e-300), 0.0)
+    if prior > 0 and np.any(share > SMOOTHING_WARN_SHARE):
+        parts = ", ".join(f"S{c} {100 * s:.0f}% (n={int(n[c])})" for c, s in enumerate(share))
+        warnings.warn(f"smoothing {what}={alpha:g} over {n_bins} bins is a large share of each "
+                      f"class's probability mass: {parts}; the fitted model is close to uniform "
+                      f"where data is thin. Use more data or a smaller {what}.", DataWarning,
+                      stacklevel=3)
+    return share

@@ -5,7 +5,12 @@ exit code 2.
 """
 from __future__ import annotations
 
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
+from typing import TextIO
 
 
 class TrimpomdpError(Exception):
@@ -58,3 +63,16 @@ class RunLockedError(InputError):
 
 class DataWarning(UserWarning):
     """Input data was accepted but may not mean what the user expects (e.g. missing tokens)."""
+
+
+@contextmanager
+def one_line_warnings(prog: str) -> Iterator[None]:
+    """Within the block, print each warning as one line ``PROG: warning: message`` on stderr."""
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        text = " ".join(str(message).split())
+        print(f"{prog}: warning: {text}", file=file or sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield

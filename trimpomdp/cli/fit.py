@@ -1,33 +1,68 @@
-"""`trimpomdp fit`: labelled observations (or step traces) -> observation model or TRIM model."""
+"""`trimpomdp fit`: labelled observations (or step traces) -> observation model or TRIM model.
+
+Options and the output path are checked before the data is read; the model is written
+atomically and only if every number in it is finite.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import warnings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="JSONL: labelled observations (min_prev, "
                    "current, state) or step traces with first-error labels")
     p.add_argument("--out", required=True, help="output model file (JSON)")
-    p.add_argument("--method", choices=["binned", "kde"], default="binned")
-    p.add_argument("--bin-size", type=float, default=0.05)
-    p.add_argument("--alpha", type=float, default=1.0, help="additive smoothing (binned)")
+    p.add_argument("--method", choices=["binned", "kde"], default="binned",
+                   help="histogram or reflected KDE (default: %(default)s)")
+    p.add_argument("--bin-size", type=float, default=0.05, help="bin width; 1/bin-size must be "
+                   "an integer (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=1.0, help="additive smoothing per bin, binned "
+                   "only (default: %(default)s)")
     p.add_argument("--labelling", choices=["release", "every-prefix"], default="release",
-                   help="rule turning step traces into labelled observations")
+                   help="rule turning step traces into labelled observations (default: "
+                   "%(default)s)")
     p.add_argument("--trim-model", action="store_true", help="write a full TRIM model (the "
                    "default model with this observation model) instead of the observation model")
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Reject bad options and an unwritable --out before reading any data."""
+    from trimpomdp._validate import check_number, check_output_path
+    from trimpomdp.observation.binned import grid_size
+
+    check_number(args.bin_size, "--bin-size", lo=0, hi=1, lo_open=True, field="bin_size")
+    grid_size(args.bin_size)
+    check_number(args.alpha, "--alpha", lo=0, field="alpha")
+    check_output_path(args.out)
+
+
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.data import every_prefix, read_labelled_observations, read_traces
-    from trimpomdp.data import release_prefixes
+    from trimpomdp.errors import one_line_warnings
+
+    with one_line_warnings("trimpomdp fit"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from trimpomdp.data import (
+        every_prefix,
+        read_labelled_observations,
+        read_traces,
+        release_prefixes,
+    )
     from trimpomdp.data.traces import sniff_kind
+    from trimpomdp.errors import DataWarning
     from trimpomdp.observation import BinnedObservationModel, ReflectedKDEObservationModel
 
+    check_args(args)
     if sniff_kind(args.data) == "observations":
         data = read_labelled_observations(args.data)
     else:
-        traces = read_traces(args.data)
+        with warnings.catch_warnings():  # fit uses no token counts
+            warnings.filterwarnings("ignore", message=".*have no 'tokens'", category=DataWarning)
+            traces = read_traces(args.data)
         data = (release_prefixes if args.labelling == "release" else every_prefix)(traces)
     if args.method == "binned":
         est = BinnedObservationModel(bin_size=args.bin_size, alpha=args.alpha)

@@ -92,14 +92,38 @@ def plot_belief_trajectories(traces: Sequence[Sequence[Mapping[str, Any]]], *, a
     return ax
 
 
-def save(ax_or_fig: Any, path: str | os.PathLike[str], dpi: int = 150) -> None:
-    """Save the figure of ``ax_or_fig`` (PNG/SVG/PDF by suffix), atomically."""
+#: figure formats :func:`save` writes (by file suffix)
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".eps", ".ps", ".jpg", ".jpeg")
+
+
+def plot_format(path: str | os.PathLike[str]) -> str:
+    """The figure format of ``path`` from its suffix; InputError for an unsupported one."""
     from pathlib import Path
 
-    from trimpomdp._io import atomic_write
+    from trimpomdp.errors import InputError
+
+    suf = Path(path).suffix.lower()
+    if suf not in PLOT_SUFFIXES:
+        raise InputError(f"a plot file must end in one of {', '.join(PLOT_SUFFIXES)}. Got "
+                         f"{suf or 'no extension'!r} instead.", path=path, field="plot")
+    return suf.lstrip(".")
+
+
+def render(ax_or_fig: Any, fmt: str = "png", dpi: int = 150) -> bytes:
+    """The figure of ``ax_or_fig`` encoded as ``fmt`` (in memory; nothing written)."""
+    import io
 
     fig = getattr(ax_or_fig, "figure", ax_or_fig)
     fig.tight_layout()
-    fmt = Path(path).suffix.lstrip(".") or "png"
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    return buf.getvalue()
+
+
+def save(ax_or_fig: Any, path: str | os.PathLike[str], dpi: int = 150) -> None:
+    """Save the figure of ``ax_or_fig`` (PNG/SVG/PDF/EPS/PS/JPEG by suffix), atomically."""
+    from trimpomdp._io import atomic_write
+
+    data = render(ax_or_fig, plot_format(path), dpi)
     with atomic_write(path, "wb") as fh:
-        fig.savefig(fh, format=fmt, dpi=dpi)
+        fh.write(data)

@@ -5,7 +5,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from trimpomdp._io import atomic_write, envelope, write_json
+from trimpomdp._io import dumps_json, envelope, write_files
 
 COLUMNS = (("policy", "policy"), ("cpt50", "CPT(50%)"), ("cpt80", "CPT(80%)"),
            ("cpt95", "CPT(95%)"), ("delta_ibc_mean", "ΔIBC mean-over-curve"),
@@ -30,11 +30,26 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, 
     return "\n".join([head, sep, *body])
 
 
+def report_stem(stem: str | os.PathLike[str]) -> str:
+    """``stem`` without a trailing ``.md`` / ``.json`` (so ``--out res.json`` writes res.*)."""
+    text = os.fspath(stem)
+    for suf in (".md", ".json"):
+        if text.endswith(suf) and len(text) > len(suf):
+            return text[: -len(suf)]
+    return text
+
+
+def render_report(stem: str | os.PathLike[str], rows: Sequence[dict[str, Any]], *,
+                  title: str = "Results", notes: Sequence[str] = (), **meta: Any
+                  ) -> dict[str, str]:
+    """``{stem.md: table + notes, stem.json: rows + meta}``; non-finite numbers raise InputError."""
+    stem = report_stem(stem)
+    md = [f"# {title}", "", markdown_table(rows), ""] + [f"- {n}" for n in notes]
+    doc = envelope("results_table", {"rows": list(rows)}, **meta)
+    return {stem + ".json": dumps_json(doc, stem + ".json"), stem + ".md": "\n".join(md) + "\n"}
+
+
 def write_report(stem: str | os.PathLike[str], rows: Sequence[dict[str, Any]], *,
                  title: str = "Results", notes: Sequence[str] = (), **meta: Any) -> None:
-    """Write ``stem.md`` (table + notes) and ``stem.json`` (rows + meta), atomically."""
-    stem = os.fspath(stem)
-    md = [f"# {title}", "", markdown_table(rows), ""] + [f"- {n}" for n in notes]
-    with atomic_write(stem + ".md") as fh:
-        fh.write("\n".join(md) + "\n")
-    write_json(stem + ".json", envelope("results_table", {"rows": list(rows)}, **meta))
+    """Write ``stem.md`` (table + notes) and ``stem.json`` (rows + meta), all-or-nothing."""
+    write_files(render_report(stem, rows, title=title, notes=notes, **meta))

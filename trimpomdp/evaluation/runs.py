@@ -22,11 +22,26 @@ def run_point(run_dir: str | os.PathLike[str]) -> tuple[str, CurvePoint, dict[st
     from trimpomdp.generation.runlog import read_runlog, summarize
 
     d = Path(run_dir)
+    if not d.exists():
+        raise InputError("run log not found (expected a run folder or a runlog.jsonl)", path=d)
+    if not d.is_dir():
+        raise InputError("expected a run folder of `trimpomdp run` (with runlog.jsonl). Got a "
+                         "file instead.", path=d)
     cfg_path = d / "run.json"
-    spec = str(read_json(cfg_path).get("policy")) if cfg_path.exists() else d.name
+    spec = d.name
+    if cfg_path.exists():
+        cfg = read_json(cfg_path)
+        if not isinstance(cfg, dict):
+            raise InputError(f"run settings must be a JSON object. Got {type(cfg).__name__} "
+                             "instead.", path=cfg_path)
+        policy = cfg.get("policy")
+        if policy is not None and not isinstance(policy, str):
+            raise InputError(f"policy must be a policy spec string. Got {policy!r} instead.",
+                             path=cfg_path, field="policy")
+        spec = policy or d.name
     recs = read_runlog(d)
     if not recs:
-        raise InputError("run log has no finished problem", path=d)
+        raise InputError("run log has no finished problem", path=d / "runlog.jsonl")
     acc = sum(bool(r.get("correct")) for r in recs) / len(recs)
     tok = sum(float(r.get("strong_tokens") or 0.0) for r in recs) / len(recs)
     point = CurvePoint(policy=spec, accuracy=acc, strong_tokens=tok, param=spec_param(spec),
@@ -40,9 +55,17 @@ def evaluate_runs(run_dirs: Sequence[str | os.PathLike[str]]
     per-run summaries."""
     curves: dict[str, list[CurvePoint]] = {}
     summaries, refs = [], {}
+    seen: dict[str, str] = {}
     for d in run_dirs:
+        key = os.path.realpath(d)
+        if key in seen:
+            raise InputError(f"this run folder is given twice (also as {seen[key]!r})", path=d)
+        seen[key] = os.fspath(d)
         spec, point, summ = run_point(d)
         summaries.append(summ)
+        if spec in ("weak", "strong") and spec in refs:
+            raise InputError(f"two '{spec}'-only runs given; keep one (reference points must be "
+                             "unique)", path=d)
         if spec in ("weak", "strong"):
             refs[spec] = point
         else:
