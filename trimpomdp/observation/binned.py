@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from trimpomdp._io import check_envelope, envelope, read_json, write_json
-from trimpomdp._validate import nonneg_float, stochastic_rows
+from trimpomdp._validate import nonneg_float, stochastic_rows, warn_if_smoothing_dominates
 from trimpomdp.errors import InputError
 from trimpomdp.observation.base import N_CLASSES, BaseObservationModel, check_X, check_y, grid_size
 
@@ -72,6 +72,7 @@ class BinnedObservationModel(_BinnedDensity, BaseObservationModel):
         idx = bin_index(X, self.bin_size)
         counts = np.zeros((N_CLASSES, k * k))
         np.add.at(counts, (y, idx), w)
+        warn_if_smoothing_dominates(counts.sum(axis=1), alpha, k * k)
         counts += alpha
         if np.any(counts.sum(axis=1) <= 0):
             raise InputError("every class needs at least one observation or alpha > 0")

@@ -24,6 +24,25 @@ def _images(x: np.ndarray) -> np.ndarray:
     return np.stack([x, -x, 2.0 - x])
 
 
+#: fewer observations of a class than this make its KDE mostly kernel (a warning)
+KDE_MIN_SAMPLES = 10
+
+
+def _check_class_size(n: int, c: int) -> None:
+    """No observations of a class: InputError; very few: DataWarning (the kernel dominates)."""
+    if n == 0:
+        raise InputError(f"class S{c} has no observations; a KDE needs at least one per class "
+                         "(use the binned method with alpha > 0 for missing classes).",
+                         field="y")
+    if n < KDE_MIN_SAMPLES:
+        import warnings
+
+        from trimpomdp.errors import DataWarning
+
+        warnings.warn(f"class S{c} has only {n} observations: its KDE is mostly the kernel "
+                      "(bandwidth), not the data.", DataWarning, stacklevel=3)
+
+
 class ReflectedKDEObservationModel(BaseObservationModel):
     """Class-conditional reflected Gaussian KDE on [0, 1]^2.
 
@@ -57,6 +76,7 @@ class ReflectedKDEObservationModel(BaseObservationModel):
         data, bw = [], np.zeros((N_CLASSES, 2))
         for c in range(N_CLASSES):
             Xc = X[y == c]
+            _check_class_size(len(Xc), c)
             if self.max_samples is not None and len(Xc) > self.max_samples:
                 Xc = Xc[rng.choice(len(Xc), self.max_samples, replace=False)]
             data.append(Xc)
