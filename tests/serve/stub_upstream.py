@@ -3,9 +3,12 @@
 Protocol-level stand-in for the weak/strong/PRM servers: the "model" writes ``Step k of <tag>
 (good|bad).`` (the last one with ``\\boxed{5}``), the weak one writes "bad" steps when the question
 contains ``BADSTEP``; the PRM scores "bad" steps 0.1 and others 0.9. Faults are queued per path
-(``"500"``, ``"400"``, ``"close"``, ``"garbage"``, ``"sleep:S"``, ``"badscore"``) or triggered by
-the question (``FAIL500``, ``FAILCLOSE``, ``FAILSTEP2`` = 500 from the third step on). aiohttp on
-its own thread and event loop, so it answers hundreds of concurrent requests; binds 127.0.0.1.
+(``"500"``, ``"400"``, ``"close"``, ``"garbage"``, ``"sleep:S"``, ``"badscore"``,
+``"nonnumeric"``) or triggered by the question (``FAIL500``, ``FAILCLOSE``, ``FAILSTEP2`` = 500
+from the third step on). ``max_tokens`` (one word = one token) and extra ``stop`` strings are
+honoured; ``usage.prompt_tokens`` counts the words of the prompt; request bodies are kept in
+``bodies``. aiohttp on its own thread and event loop, so it answers hundreds of concurrent
+requests; binds 127.0.0.1.
 Run ``python tests/serve/stub_upstream.py [N_STEPS] [DELAY]`` for all three roles (URLs as JSON).
 """
 from __future__ import annotations
@@ -28,6 +31,8 @@ class StubUpstream:
         self.delay = delay
         self.faults: dict[str, deque[str]] = defaultdict(deque)
         self.hits: dict[str, int] = defaultdict(int)
+        #: the request bodies received, per path (latest last)
+        self.bodies: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.in_flight = 0
         self.max_in_flight = 0
         self.loop = asyncio.new_event_loop()
@@ -60,6 +65,7 @@ class StubUpstream:
 
     async def _answer(self, request: web.Request, path: str) -> web.StreamResponse:
         body = await request.json()
+        self.bodies[path].append(body)
         q = self.faults.get(path)
         fault = q.popleft() if q else "ok"
         text = json.dumps(body)
@@ -89,6 +95,8 @@ class StubUpstream:
             steps = prompt.split("<extra_0>")[:-1]
             if fault == "badscore":
                 rows = [[-0.5, 1.5] for _ in steps]
+            elif fault == "nonnumeric":
+                rows = [["high", "low"] for _ in steps]
             else:
                 rows = [[0.9, 0.1] if "bad" in s else [0.1, 0.9] for s in steps]
             return web.json_response({"data": [{"index": 0, "data": rows}]})
@@ -97,15 +105,24 @@ class StubUpstream:
         out = f"Step {k} of {self.tag} ({word})."
         if last:
             out += " The answer is \\boxed{5}."
+        words = out.split()
+        finish, stop_reason = "stop", None if last else "\n\n"
+        cap = body.get("max_tokens")
+        if isinstance(cap, int) and cap < len(words):  # honour the token limit (1 word = 1 token)
+            out, finish, stop_reason = " ".join(words[:cap]), "length", None
+        for st in body.get("stop") or []:  # honour extra stop strings, as vLLM does
+            if st != "\n\n" and st in out:
+                out, finish, stop_reason = out[:out.index(st)], "stop", st
         ntok = len(out.split())
-        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop",
-                                  "stop_reason": None if last else "\n\n"}
+        ptok = len(json.dumps(body.get("messages") or body.get("prompt") or "").split())
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish,
+                                  "stop_reason": stop_reason}
         if path == "/v1/completions":
             choice["text"] = out
         else:
             choice["message"] = {"role": "assistant", "content": out}
         return web.json_response({"choices": [choice], "usage": {
-            "prompt_tokens": 10, "completion_tokens": ntok, "total_tokens": 10 + ntok}})
+            "prompt_tokens": ptok, "completion_tokens": ntok, "total_tokens": ptok + ntok}})
 
     # ------------------------------------------------------------------ lifecycle
     async def _start(self, port: int) -> None:
