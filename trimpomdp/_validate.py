@@ -158,29 +158,43 @@ def check_output_path(path: str | os.PathLike[str], *, option: str = "--out",
     if not str(text).strip():
         raise InputError(f"{option} must be a file path. Got {text!r} instead.", field=field)
     p = Path(text)
-    if p.is_dir() or str(text).endswith(("/", os.sep)):
+    anc = p.parent
+    while not _exists(anc) and anc != anc.parent:
+        anc = anc.parent
+    limit = name_max(anc if _exists(anc) else ".")
+    for part in [p.name, *(q.name for q in p.parents)]:
+        if len(os.fsencode(part)) > limit:
+            raise InputError(f"{option} has a file name of {len(os.fsencode(part))} bytes; the "
+                             f"file system allows at most {limit}.", path=_brief_path(p),
+                             field=field)
+    if _is_dir(p) or str(text).endswith(("/", os.sep)):
         raise InputError(f"{option} must be a file path, not a directory.", path=p, field=field)
     if suffixes is not None:
         suf = p.suffix.lower()
         if suf not in suffixes:
             raise InputError(f"{option} must end in one of {', '.join(suffixes)}. Got "
                              f"{suf or 'no extension'!r} instead.", path=p, field=field)
-    anc = p.parent
-    while not anc.exists() and anc != anc.parent:
-        anc = anc.parent
-    if anc.exists() and not anc.is_dir():
+    if _exists(anc) and not _is_dir(anc):
         raise InputError(f"{option} cannot be created: {anc} is a regular file, not a folder.",
                          path=p, field=field)
-    limit = name_max(anc if anc.exists() else ".")
-    for part in [p.name, *(q.name for q in p.parents if not q.exists())]:
-        if len(os.fsencode(part)) > limit:
-            raise InputError(f"{option} has a file name of {len(os.fsencode(part))} bytes; the "
-                             f"file system allows at most {limit}.", path=_brief_path(p),
-                             field=field)
-    if anc.exists() and not os.access(anc, os.W_OK | os.X_OK):
+    if _exists(anc) and not os.access(anc, os.W_OK | os.X_OK):
         raise InputError(f"{option} cannot be written: folder {anc} is not writable.", path=p,
                          field=field)
     return p
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError:
+        return False
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:
+        return False
 
 
 def _brief_path(p: Path, n: int = 120) -> str:

@@ -76,3 +76,15 @@ def one_line_warnings(prog: str) -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.showwarning = show
         yield
+
+
+@contextmanager
+def located(path: str | PathLike[str]) -> Iterator[None]:
+    """Within the block, an InputError that names no file is re-raised naming ``path``
+    (dataset-level errors such as "a class has no observations" then say which file)."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.path is not None:
+            raise
+        raise type(exc)(exc.reason, path=path, line=exc.line, field=exc.field) from None

@@ -7,6 +7,7 @@ Every option and output path is checked before any simulation; the report (``STE
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 
@@ -38,6 +39,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
     targets = []
     if args.out is not None:
         stem = report_stem(args.out)
+        if os.path.isdir(stem) or stem.endswith(("/", os.sep)):
+            raise InputError("--out is a file stem (writes STEM.md and STEM.json), not a folder",
+                             path=stem, field="out")
         for suf in (".md", ".json"):
             targets.append(check_output_path(stem + suf, option="--out"))
     if args.plot is not None:

@@ -39,10 +39,12 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.errors import one_line_warnings
+    from trimpomdp.errors import located, one_line_warnings
 
     with one_line_warnings("trimpomdp fit"):
-        return _run(args)
+        check_args(args)
+        with located(args.data):
+            return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -56,7 +58,6 @@ def _run(args: argparse.Namespace) -> int:
     from trimpomdp.errors import DataWarning
     from trimpomdp.observation import BinnedObservationModel, ReflectedKDEObservationModel
 
-    check_args(args)
     if sniff_kind(args.data) == "observations":
         data = read_labelled_observations(args.data)
     else:

@@ -61,6 +61,10 @@ def parse_trace(obj: dict[str, Any], path: PathLike = "<input>", line: int = 0) 
     labels = obj.get("labels")
     lb = None if labels is None else _int_list(labels, "labels", path, line, minimum=0,
                                                maximum=1)
+    for name, vals in (("tokens", tk), ("labels", lb)):
+        if vals is not None and len(vals) != n:
+            raise InputError(f"{name} must have one entry per step ({n}). Got {len(vals)} "
+                             "instead.", path=path, line=line, field=name)
     fe = obj.get("first_error")
     if fe is not None:
         fe = int(check_number(fe, "first_error", path=path, line=line, lo=0, integer=True))
