@@ -153,7 +153,7 @@ def check_output_path(path: str | os.PathLike[str], *, option: str = "--out",
     Rejects an existing directory, a parent that is a regular file, a name longer than the file
     system allows, a read-only folder and (with ``suffixes``) an unsupported extension.
     """
-    field = option.lstrip("-")
+    field = option.lstrip("-").replace("-", "_")
     text = os.fspath(path)
     if not str(text).strip():
         raise InputError(f"{option} must be a file path. Got {text!r} instead.", field=field)
