@@ -24,6 +24,7 @@ from trimpomdp.generation.runlog import (
 from trimpomdp.generation.wiring import (
     UpstreamSettings,
     build_upstreams,
+    check_horizon,
     check_policy,
     load_trim_model,
     make_router_factory,
@@ -106,6 +107,7 @@ async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *
         raise InputError("--out must be a folder; this is a file", path=out, field="out")
     factory = make_router_factory(cfg.policy, load_trim_model(cfg.model))
     loop_cfg = cfg.loop_config()
+    check_horizon(factory, loop_cfg.max_steps, cfg.policy)
     problems = list(problems)[: cfg.limit] if cfg.limit else list(problems)
     up = build_upstreams(cfg.upstream_settings())
     try:

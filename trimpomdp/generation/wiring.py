@@ -192,16 +192,17 @@ class GuardedRouter:
         return RoutingError(f"the routing rule {self.rule!r} failed {what} "
                             f"({type(exc).__name__}: {exc})", rule=self.rule)
 
-    def reset(self) -> Any:
+    def reset(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return self.inner.reset()
+            return self.inner.reset(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
             raise self._fail("to start a problem", exc) from None
 
-    def decide(self, score: float, tokens: int, step: int, final: bool = False) -> Any:
+    def decide(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return self.inner.decide(score, tokens, step, final=final)
+            return self.inner.decide(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
+            step = kwargs.get("step", args[2] if len(args) > 2 else "?")
             raise self._fail(f"at step {step}", exc) from None
 
     def __getattr__(self, name: str) -> Any:  # summary, observe_regenerated, ...
@@ -280,9 +281,23 @@ def make_router_factory(spec: str, model: Any = None) -> Callable[[], Any]:
 
     inner = router_factory(spec, model)
     rule = spec.strip()
-    return lambda: GuardedRouter(inner(), rule)
+    return lambda *a, **k: GuardedRouter(inner(*a, **k), rule)
+
+
+def check_horizon(factory: Callable[[], Any], max_steps: int, spec: str) -> None:
+    """``max_steps`` must fit the horizon of the spec's routers (their model's ``max_steps``),
+    checked once up front instead of failing every problem."""
+    try:
+        router = factory()
+    except TypeError:  # a factory that wants the problem: checked per problem by the loop
+        return
+    horizon = getattr(router, "max_steps", None)
+    if isinstance(horizon, int) and max_steps > horizon:
+        raise InputError(f"must be <= {horizon}, the horizon of policy {spec!r} (its model's "
+                         f"max_steps). Got {max_steps} instead.", field="max_steps")
 
 
 __all__ = ["API_CHOICES", "GuardedBackend", "GuardedPRM", "GuardedRouter", "RoutingError",
-           "SIMULATOR_ONLY", "UpstreamSettings", "Upstreams", "build_upstreams", "check_policy",
+           "SIMULATOR_ONLY", "UpstreamSettings", "Upstreams", "build_upstreams", "check_horizon",
+           "check_policy",
            "load_trim_model", "make_router_factory", "policy_kind"]
