@@ -17,7 +17,7 @@ import numpy as np
 
 from trimpomdp import load_model
 from trimpomdp._io import write_json
-from trimpomdp.policies.spec import make_router, pomdp_router
+from trimpomdp.routing.spec import make_router, pomdp_router
 from trimpomdp.pomdp.trim import TrimPOMDP
 from trimpomdp.sim import load_simulator
 from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
@@ -74,11 +74,12 @@ def main() -> None:
             pol, belief="filter", density="binned", record=False),
     }
     try:
-        from trimpomdp.controller import StepRouter
-        from trimpomdp.policies.learned import AggPolicy, PPOConfig, _build_net, _export
+        from trimpomdp.routing.router import StepRouter
+        from trimpomdp.routing.learned import AggRule
+        from trimpomdp.training.ppo import PPOConfig, _build_net, _export
 
         cfg = PPOConfig(lam=0.25)
-        cases["TRIM-Agg (numpy MLP 5-64-64-2)"] = StepRouter(AggPolicy(_export(
+        cases["TRIM-Agg (numpy MLP 5-64-64-2)"] = StepRouter(AggRule(_export(
             _build_net("agg", cfg), "agg", cfg, {})))
     except ImportError:
         pass

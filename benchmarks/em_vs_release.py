@@ -31,6 +31,7 @@ from trimpomdp.observation.em import (
 )
 from trimpomdp.observation.features import observation_sequence
 from trimpomdp.resources import shared_data_dir
+from trimpomdp.builders import em_trim_model
 
 RELEASE_P_STRONG = 0.9704  # next-step accuracy of Qwen2.5-7B-Instruct in the release
 
@@ -264,10 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         res["iteration_time"] = iteration_time(shared)
         res["real"], fits, test = real(shared, args.seed)
         base = load_model()
-        em = fits["hist"].to_trim_model(base, role="strong")
+        em = em_trim_model(fits["hist"], base, role="strong")
         res["policies"] = policies(
             {"em_obs_only": em.replace(p_strong=base.p_strong), "em_obs_and_p_strong": em,
-             "em_kde_obs_and_p_strong": fits["kde_cv"].to_trim_model(base, role="strong")},
+             "em_kde_obs_and_p_strong": em_trim_model(fits["kde_cv"], base, role="strong")},
             [float(v) for v in args.lams.split(",")], [int(v) for v in args.tokens.split(",")],
             test)
     text = json.dumps(res, indent=1)

@@ -19,13 +19,13 @@ matplotlib.use("Agg")
 
 from trimpomdp import load_model
 from trimpomdp._io import write_json
-from trimpomdp.controller import StepRouter
+from trimpomdp.routing.router import StepRouter
 from trimpomdp.data.trim_release import read_release_results
 from trimpomdp.evaluation.curves import point_from_run, references_from_runs
 from trimpomdp.evaluation.metrics import CurvePoint, metrics_row
 from trimpomdp.evaluation.plots import plot_cost_accuracy, save
 from trimpomdp.evaluation.report import markdown_table
-from trimpomdp.policies.spec import make_router, pomdp_router
+from trimpomdp.routing.spec import make_router, pomdp_router
 from trimpomdp.pomdp.trim import TrimPOMDP
 from trimpomdp.resources import resource_path
 from trimpomdp.sim import load_simulator, simulate
@@ -41,11 +41,12 @@ RANDOM = [0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45]
 
 
 def learned(kind: str, lam: float, iters: int, sim) -> object:
-    from trimpomdp.policies.learned import PPOConfig, load_learned_policy, train_ppo
+    from trimpomdp.routing.learned import load_learned_rule
+    from trimpomdp.training.ppo import PPOConfig, train_ppo
 
     path = OUT / "ckpt" / f"{kind}_lam{lam:g}_it{iters}.json"
     if path.exists():
-        return load_learned_policy(path, expect=kind)
+        return load_learned_rule(path, expect=kind)
     pol = train_ppo(kind, lam, simulator=sim, config=PPOConfig(lam=lam, iterations=iters,
                                                                 seed=1))
     pol.save(path)

@@ -1,18 +1,32 @@
 """trimpomdp: POMDP planning for step-level hybrid LLM inference (TRIM).
 
-Imports only numpy/scipy/scikit-learn at top level; torch and HTTP clients load lazily.
+Public names load lazily (a module ``__getattr__``), so ``import trimpomdp`` and ``trimpomdp
+--version`` import nothing heavy; torch and HTTP clients are never imported here.
 """
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from trimpomdp.data.schema import Correctness, RouteAction, StepTrace  # noqa: E402
-from trimpomdp.errors import (  # noqa: E402
-    BackendError,
-    InputError,
-    NotFittedError,
-    SolverError,
-    TrimpomdpError,
-)
-from trimpomdp.model import TrimModel, load_model  # noqa: E402
+import importlib
+from typing import Any
 
-__all__ = ["BackendError", "Correctness", "InputError", "NotFittedError", "RouteAction", "SolverError",
-           "StepTrace", "TrimModel", "TrimpomdpError", "__version__", "load_model"]
+from trimpomdp._version import __version__
+
+_LAZY = {
+    "BackendError": "trimpomdp.errors", "InputError": "trimpomdp.errors",
+    "NotFittedError": "trimpomdp.errors", "SolverError": "trimpomdp.errors",
+    "TrimpomdpError": "trimpomdp.errors",
+    "Correctness": "trimpomdp.types", "RouteAction": "trimpomdp.types",
+    "StepTrace": "trimpomdp.data.schema",
+    "TrimModel": "trimpomdp.model", "load_model": "trimpomdp.model",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trimpomdp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

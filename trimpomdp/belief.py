@@ -15,10 +15,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from trimpomdp.errors import InputError
+from trimpomdp.observation.grid import (  # noqa: F401 - densities re-exported for callers
+    BinnedDensity,
+    InterpolatedDensity,
+    density_batch,
+)
+from trimpomdp.pomdp.dynamics import trim_transitions
 
 if TYPE_CHECKING:
     from trimpomdp.model import TrimModel
-    from trimpomdp.observation.base import BaseObservationModel
 
 Triple = tuple[float, float, float]
 _UNIFORM: Triple = (1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)
@@ -80,58 +85,10 @@ class ObservationDensity(Protocol):
     def __call__(self, min_prev: float, current: float) -> Triple: ...
 
 
-class BinnedDensity:
-    """P(bin | class) lookup on a square grid (the release's solver form); constant per bin."""
-
-    def __init__(self, probs: Any, bin_size: float = 0.05) -> None:
-        from trimpomdp.observation.base import grid_size
-
-        p = np.asarray(probs, dtype=float)
-        self.k = grid_size(bin_size)
-        if p.shape != (3, self.k * self.k):
-            raise InputError(f"probs must have shape (3, {self.k * self.k}). Got {p.shape} "
-                             "instead.", field="probs")
-        self.bin_size = float(bin_size)
-        self._table = [tuple(float(x) for x in col) for col in p.T]
-
-    def _idx(self, x: float) -> int:
-        i = int(x / self.bin_size + 1e-12)
-        return self.k - 1 if i >= self.k else i
-
-    def __call__(self, min_prev: float, current: float) -> Triple:
-        return self._table[self._idx(min_prev) * self.k + self._idx(current)]
-
-
-class InterpolatedDensity(BinnedDensity):
-    """Continuous density: bilinear interpolation of the binned density between bin centres.
-
-    A fast continuous stand-in for the release's KDE when only the binned model is at hand.
-    """
-
-    def _axis(self, x: float) -> tuple[int, int, float]:
-        u = x / self.bin_size - 0.5
-        if u <= 0.0:
-            return 0, 0, 0.0
-        if u >= self.k - 1:
-            return self.k - 1, self.k - 1, 0.0
-        i = int(u)
-        return i, i + 1, u - i
-
-    def __call__(self, min_prev: float, current: float) -> Triple:
-        i0, i1, fx = self._axis(min_prev)
-        j0, j1, fy = self._axis(current)
-        k, t = self.k, self._table
-        a, b, c, d = t[i0 * k + j0], t[i0 * k + j1], t[i1 * k + j0], t[i1 * k + j1]
-        w00, w01, w10, w11 = (1 - fx) * (1 - fy), (1 - fx) * fy, fx * (1 - fy), fx * fy
-        return (w00 * a[0] + w01 * b[0] + w10 * c[0] + w11 * d[0],
-                w00 * a[1] + w01 * b[1] + w10 * c[1] + w11 * d[1],
-                w00 * a[2] + w01 * b[2] + w10 * c[2] + w11 * d[2])
-
-
 class EstimatorDensity:
     """Any fitted observation model (e.g. the reflected KDE) as a density: exact but slower."""
 
-    def __init__(self, model: BaseObservationModel) -> None:
+    def __init__(self, model: Any) -> None:
         model._check_fitted()
         self.model = model
 
@@ -150,23 +107,13 @@ def make_density(model: TrimModel, density: Any = "binned") -> ObservationDensit
         raise InputError(f"The 'density' parameter must be 'binned', 'continuous', a fitted "
                          f"observation model or a callable. Got {density!r} instead.",
                          field="density")
-    from trimpomdp.observation.base import BaseObservationModel
-
-    if isinstance(density, BaseObservationModel):
+    if hasattr(density, "pdf") and hasattr(density, "_check_fitted"):  # a fitted estimator
         return EstimatorDensity(density)
     if callable(density):
         return density
     raise InputError(f"The 'density' parameter must be 'binned', 'continuous', a fitted "
                      f"observation model or a callable. Got {type(density).__name__} instead.",
                      field="density")
-
-
-def trim_transitions(p_weak: float, p_strong: float) -> tuple[np.ndarray, np.ndarray]:
-    """The TRIM transition matrices T[c, c'] for (continue, regenerate) — DESIGN.md §2."""
-    pw, ps = float(p_weak), float(p_strong)
-    cont = np.array([[pw, 0.0, 1.0 - pw], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
-    row = [pw * ps, 1.0 - ps, ps * (1.0 - pw)]
-    return cont, np.array([row, [0.0, 1.0, 0.0], row])
 
 
 class BayesFilterUpdater:
@@ -239,6 +186,28 @@ class BayesFilterUpdater:
                                                                             int(action or 0)))
         return self.correct(pred, obs)
 
+    def update_batch(self, beliefs: np.ndarray | None, actions: Any, lik: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Batched :meth:`update` for m problems: (posteriors (m, 3), zero-evidence mask (m,)).
+
+        ``beliefs`` (m, 3) or None (every problem at its first step), ``actions`` (m,) taken on
+        the previous step, ``lik`` (m, 3) the observation likelihoods (see
+        :func:`~trimpomdp.observation.grid.density_batch`). Same numbers as the scalar update.
+        """
+        m = lik.shape[0]
+        if beliefs is None:
+            pred = np.tile(np.array(self.prior.probs), (m, 1))
+        else:
+            bp = np.asarray(beliefs, float)
+            Tc, Tr = self.transitions
+            pc = bp[:, 0:1] * Tc[0] + bp[:, 1:2] * Tc[1] + bp[:, 2:3] * Tc[2]
+            pr = bp[:, 0:1] * Tr[0] + bp[:, 1:2] * Tr[1] + bp[:, 2:3] * Tr[2]
+            pred = np.where((np.asarray(actions) == 1)[:, None], pr, pc)
+        post = pred * lik
+        tot = post[:, 0] + post[:, 1] + post[:, 2]
+        bad = ~(tot > 0.0) | (tot == np.inf)
+        return np.where(bad[:, None], pred, post / np.where(bad, 1.0, tot)[:, None]), bad
+
 
 class SingleObservationUpdater:
     """The release's runtime belief: P(c | current observation) under a uniform prior.
@@ -273,6 +242,20 @@ class SingleObservationUpdater:
             return Belief(probs=_UNIFORM, fallback=True)
         return Belief(probs=(d[0] / s, d[1] / s, d[2] / s))
 
+    def update_batch(self, beliefs: np.ndarray | None, actions: Any, lik: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Batched :meth:`update`: (posteriors (m, 3), zero-evidence mask (m,)) of ``lik``."""
+        tot = lik[:, 0] + lik[:, 1] + lik[:, 2]
+        bad = ~(tot > 0.0) | (tot == np.inf)
+        uniform = np.full(3, 1.0 / 3.0)
+        return np.where(bad[:, None], uniform, lik / np.where(bad, 1.0, tot)[:, None]), bad
+
+    def consult_batch(self, beliefs: np.ndarray) -> np.ndarray:
+        """Batched :meth:`consult` for beliefs (m, 3)."""
+        if self.gate is None:
+            return np.ones(beliefs.shape[0], dtype=bool)
+        return beliefs.max(axis=1) - beliefs[:, 2] <= self.gate + 1e-12
+
     def consult(self, belief: Belief) -> bool:
         """True if the policy should be consulted (S2 close enough to the most likely class)."""
         if self.gate is None:
@@ -283,4 +266,4 @@ class SingleObservationUpdater:
 
 __all__ = ["BayesFilterUpdater", "Belief", "BinnedDensity", "EstimatorDensity",
            "InterpolatedDensity", "ObservationDensity", "SingleObservationUpdater",
-           "make_density", "trim_transitions"]
+           "make_density", "trim_transitions"]  # trim_transitions: re-exported from pomdp.dynamics

@@ -14,8 +14,8 @@ import numpy as np
 from trimpomdp._io import check_envelope, envelope, read_json, write_json
 from trimpomdp._validate import stochastic_rows, unit_float
 from trimpomdp.errors import InputError
-from trimpomdp.observation.base import grid_size
-from trimpomdp.observation.binned import BinnedObservationModel
+from trimpomdp.observation.grid import grid_size
+from trimpomdp.resources import default_model_path
 
 KIND = "trim_model"
 
@@ -66,10 +66,6 @@ class TrimModel:
         """Number of observation bins."""
         return int(self.obs_probs.shape[1])
 
-    def observation_model(self) -> BinnedObservationModel:
-        """The binned observation model P(o | c)."""
-        return BinnedObservationModel.from_probs(self.obs_probs, self.bin_size)
-
     def replace(self, **changes: Any) -> "TrimModel":
         """A copy with some fields changed (validated again)."""
         d = {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -114,7 +110,8 @@ class TrimModel:
 def load_model(path: str | os.PathLike[str] | None = None) -> TrimModel:
     """Load a TRIM model file; ``None`` loads the bundled default model."""
     if path is None:
-        from trimpomdp.resources import default_model_path
-
         path = default_model_path()
     return TrimModel.from_dict(read_json(path), path)
+
+
+__all__ = ["TrimModel", "load_model"]

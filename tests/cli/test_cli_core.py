@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from trimpomdp.cli.main import main
+from trimpomdp.builders import observation_model
 
 
 def run(capsys, *argv):
@@ -30,7 +31,7 @@ def test_version_and_help(capsys):
 
 
 def test_fit_labelled_observations(tmp_path, capsys, default_model):
-    ref = default_model.observation_model()
+    ref = observation_model(default_model)
     rows = []
     for c, name in enumerate(["S0", "S1", "S2"]):
         for x in ref.sample(300, c, random_state=c):

@@ -14,6 +14,7 @@ from trimpomdp.belief import (
 )
 from trimpomdp.errors import InputError
 from trimpomdp.observation.binned import bin_index
+from trimpomdp.builders import observation_model
 
 
 def test_belief_invariants():
@@ -87,7 +88,7 @@ def test_zero_evidence_keeps_prediction_never_nan(default_model):
 
 def test_single_observation_is_uniform_prior_posterior(default_model):
     so = SingleObservationUpdater.from_model(default_model, "binned")
-    p = default_model.observation_model().predict_proba([[0.8, 0.3]])[0]
+    p = observation_model(default_model).predict_proba([[0.8, 0.3]])[0]
     b = so.update(Belief(probs=(0.0, 1.0, 0.0)), 1, (0.8, 0.3))  # prior and action are ignored
     np.testing.assert_allclose(b.as_array(), p, rtol=1e-9)
 

@@ -6,17 +6,18 @@ import pytest
 
 from trimpomdp import InputError, RouteAction
 from trimpomdp.belief import BayesFilterUpdater, SingleObservationUpdater
-from trimpomdp.controller import BaseRoutePolicy, StepRouter
-from trimpomdp.policies.threshold import ThresholdPolicy
+from trimpomdp.routing.router import StepRouter
+from trimpomdp.routing.types import BaseRule
+from trimpomdp.routing.threshold import ThresholdRule
 
 
-class RecordingPolicy(BaseRoutePolicy):
+class RecordingPolicy(BaseRule):
     name = "rec"
 
     def __init__(self, actions):
         self.actions, self.seen = actions, []
 
-    def route(self, ctx, belief):
+    def route(self, ctx, belief, state):
         self.seen.append(ctx)
         return RouteAction(self.actions[ctx.step]), None, "scripted"
 
@@ -38,7 +39,7 @@ def test_min_and_product_bookkeeping():
 
 
 def test_observe_regenerated_only_after_regenerate():
-    r = StepRouter(ThresholdPolicy(0.5))
+    r = StepRouter(ThresholdRule(0.5))
     r.decide(0.9, 10, 0)
     with pytest.raises(InputError):
         r.observe_regenerated(0.5)
@@ -53,14 +54,14 @@ def test_observe_regenerated_only_after_regenerate():
     (0.5, 0, 0), (0.5, -3, 0), (0.5, 2.5, 0), (0.5, True, 0),
     (0.5, 10, 30), (0.5, 10, -1), (0.5, 10, 1), (0.5, 10, 0.0)])
 def test_bad_input_raises_input_error(score, tokens, step):
-    r = StepRouter(ThresholdPolicy(0.5))
+    r = StepRouter(ThresholdRule(0.5))
     with pytest.raises(InputError):
         r.decide(score, tokens, step)
     assert r.step == 0 and r.trace == []  # nothing recorded on bad input
 
 
 def test_step_beyond_horizon_after_30_steps():
-    r = StepRouter(ThresholdPolicy(0.0))
+    r = StepRouter(ThresholdRule(0.0))
     for t in range(30):
         r.decide(0.9, 5, t)
     with pytest.raises(InputError, match="horizon"):
@@ -68,7 +69,7 @@ def test_step_beyond_horizon_after_30_steps():
 
 
 def test_trace_is_json_and_reset_clears(default_model):
-    from trimpomdp.policies.pomdp_route import PomdpRoutePolicy
+    from trimpomdp.routing.pomdp import PomdpRule
 
     class Fake:
         lam = 0.1
@@ -76,7 +77,7 @@ def test_trace_is_json_and_reset_clears(default_model):
         def q_values(self, step, tokens, belief, final=False):
             return np.array([belief[0], belief[2]])
 
-    r = StepRouter(PomdpRoutePolicy(Fake()), BayesFilterUpdater.from_model(default_model))
+    r = StepRouter(PomdpRule(Fake()), BayesFilterUpdater.from_model(default_model))
     d = r.decide(0.05, 40, 0)
     assert d.belief is not None and d.q is not None and d.belief.probs[2] > d.belief.probs[0]
     assert d.action is RouteAction.REGENERATE
@@ -88,9 +89,9 @@ def test_trace_is_json_and_reset_clears(default_model):
 
 
 def test_gate_closes_to_continue(default_model):
-    from trimpomdp.policies.baselines import StrongOnlyPolicy
+    from trimpomdp.routing.baselines import StrongOnlyRule
 
-    class AlwaysRegen(StrongOnlyPolicy):
+    class AlwaysRegen(StrongOnlyRule):
         uses_belief = True
 
     r = StepRouter(AlwaysRegen(), SingleObservationUpdater.from_model(default_model, gate=0.4))
@@ -101,23 +102,23 @@ def test_gate_closes_to_continue(default_model):
 
 
 def test_belief_policy_requires_updater():
-    from trimpomdp.policies.pomdp_route import PomdpRoutePolicy
+    from trimpomdp.routing.pomdp import PomdpRule
 
     class Fake:
         def q_values(self, *a, **k):
             return np.zeros(2)
 
     with pytest.raises(InputError, match="updater"):
-        StepRouter(PomdpRoutePolicy(Fake()))
+        StepRouter(PomdpRule(Fake()))
 
 
 def test_zero_evidence_is_flagged_in_trace():
     from trimpomdp.belief import BayesFilterUpdater, trim_transitions
 
-    class Echo(BaseRoutePolicy):
+    class Echo(BaseRule):
         name, uses_belief = "echo", True
 
-        def route(self, ctx, belief):
+        def route(self, ctx, belief, state):
             return RouteAction.CONTINUE, None, "echo"
 
     up = BayesFilterUpdater(trim_transitions(0.9, 0.97), lambda a, b: (0.0, 0.0, 0.0))

@@ -241,7 +241,7 @@ def test_load_scores_prefers_the_full_dump(shared_data):
 
 # --- simulator and figures ---------------------------------------------------------------------
 def test_simulate_policies_uses_common_random_numbers(policy):
-    from trimpomdp.policies.spec import make_router
+    from trimpomdp.routing.spec import make_router
     from trimpomdp.sim import load_simulator, simulate
 
     sim = load_simulator()

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from trimpomdp.errors import BackendError, InputError
-from trimpomdp.generation.loop import extract_boxed, grade
+from trimpomdp.evaluation.grading import is_equivalent as grade
+from trimpomdp.evaluation.grading import last_boxed as extract_boxed
 from trimpomdp.generation.prm_vllm import step_scores_from_pooling
 from trimpomdp.generation.prompting import (
     INSTRUCTION,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from trimpomdp.builders import em_trim_model
 from trimpomdp.data import StepTrace
 from trimpomdp.errors import InputError, NotFittedError
 from trimpomdp.model import TrimModel
@@ -163,7 +164,7 @@ def test_step_traces_input_and_bounds_on_p():
 def test_trim_model_and_save_round_trip(synthetic, tmp_path, default_model):
     _, X, y, _ = synthetic
     est = LatentClassObservationModel(bin_size=BS, n_init=1).fit(X, y)
-    tm = est.to_trim_model(default_model, role="strong")
+    tm = em_trim_model(est, default_model, role="strong")
     assert isinstance(tm, TrimModel)
     assert tm.p_strong == est.p_ and tm.p_weak == default_model.p_weak
     np.testing.assert_array_equal(tm.hazard, default_model.hazard)
@@ -183,7 +184,7 @@ def test_trim_model_on_release_grid(default_model):
     X, y, _ = simulate_outcome_traces(P, default_model.p_weak, default_model.hazard, 1500,
                                       random_state=0)
     est = LatentClassObservationModel(n_init=1, max_iter=20).fit(X, y)
-    tm = est.to_trim_model()
+    tm = em_trim_model(est)
     assert tm.obs_probs.shape == (3, 400) and tm.p_weak == est.p_
     assert tm.p_strong == default_model.p_strong
     assert "EM" in tm.provenance["observation_model"]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from trimpomdp.builders import observation_model
 from trimpomdp.errors import InputError, NotFittedError
 from trimpomdp.observation import (
     BinnedObservationModel,
@@ -33,7 +34,7 @@ def expected_sampling_tv(p, n):
 
 @pytest.mark.parametrize("n_per_class", [50_000, 400_000])
 def test_binned_round_trip_on_release_model(default_model, n_per_class):
-    ref = default_model.observation_model()
+    ref = observation_model(default_model)
     X = np.vstack([ref.sample(n_per_class, c, random_state=c) for c in range(3)])
     y = np.repeat([0, 1, 2], n_per_class)
     fit = BinnedObservationModel(alpha=0.0).fit(X, y)
@@ -46,7 +47,7 @@ def test_binned_round_trip_on_release_model(default_model, n_per_class):
 
 
 def test_kde_round_trip_is_close(default_model):
-    ref = default_model.observation_model()
+    ref = observation_model(default_model)
     X, y = draw(ref, 30_000, seed=1)
     kde = ReflectedKDEObservationModel(max_samples=None).fit(X, y)
     P = kde.bin_probs(0.05)
@@ -82,7 +83,7 @@ def test_kde_density_matches_brute_force_and_integrates_to_one():
 
 
 def test_binned_probabilities_and_posterior(default_model):
-    m = default_model.observation_model()
+    m = observation_model(default_model)
     np.testing.assert_allclose(m.probs_.sum(axis=1), 1.0)
     post = m.predict_proba([[1.0, 0.99], [0.9, 0.02]])
     np.testing.assert_allclose(post.sum(axis=1), 1.0)
@@ -92,7 +93,7 @@ def test_binned_probabilities_and_posterior(default_model):
 
 
 def test_save_load_and_clone(tmp_path, default_model):
-    X, y = draw(default_model.observation_model(), 3000)
+    X, y = draw(observation_model(default_model), 3000)
     for est in (BinnedObservationModel(bin_size=0.1), ReflectedKDEObservationModel(max_samples=500)):
         est.fit(X, y)
         est.save(tmp_path / "m.json")

@@ -1,15 +1,15 @@
 import pytest
 
 from trimpomdp import InputError, RouteAction
-from trimpomdp.controller import StepRouter
-from trimpomdp.policies.baselines import (
-    OracleQueryPolicy,
-    QueryLevelPolicy,
-    RandomPolicy,
-    StrongOnlyPolicy,
-    WeakOnlyPolicy,
+from trimpomdp.routing.router import StepRouter
+from trimpomdp.routing.baselines import (
+    OracleQueryRule,
+    QueryLevelRule,
+    RandomRule,
+    StrongOnlyRule,
+    WeakOnlyRule,
 )
-from trimpomdp.policies.threshold import ThresholdPolicy
+from trimpomdp.routing.threshold import ThresholdRule
 
 R, C = RouteAction.REGENERATE, RouteAction.CONTINUE
 
@@ -21,35 +21,35 @@ def run(policy, scores, info=None):
 
 
 def test_threshold_rule_and_extremes():
-    assert run(ThresholdPolicy(0.5), [0.4, 0.5, 0.6]) == [R, C, C]
-    assert run(ThresholdPolicy(0.0), [0.0, 0.3]) == [C, C]
-    assert run(ThresholdPolicy(1.0), [0.99, 1.0]) == [R, C]
+    assert run(ThresholdRule(0.5), [0.4, 0.5, 0.6]) == [R, C, C]
+    assert run(ThresholdRule(0.0), [0.0, 0.3]) == [C, C]
+    assert run(ThresholdRule(1.0), [0.99, 1.0]) == [R, C]
     with pytest.raises(InputError):
-        ThresholdPolicy(1.5)
+        ThresholdRule(1.5)
 
 
 def test_weak_strong():
-    assert run(WeakOnlyPolicy(), [0.0, 0.1]) == [C, C]
-    assert run(StrongOnlyPolicy(), [1.0, 0.9]) == [R, R]
+    assert run(WeakOnlyRule(), [0.0, 0.1]) == [C, C]
+    assert run(StrongOnlyRule(), [1.0, 0.9]) == [R, R]
 
 
 def test_query_level_decides_once():
-    assert run(QueryLevelPolicy(0.5), [0.2, 0.99, 0.99]) == [R, R, R]
-    assert run(QueryLevelPolicy(0.5), [0.9, 0.01, 0.01]) == [C, C, C]
+    assert run(QueryLevelRule(0.5), [0.2, 0.99, 0.99]) == [R, R, R]
+    assert run(QueryLevelRule(0.5), [0.9, 0.01, 0.01]) == [C, C, C]
 
 
 def test_random_rate_and_reproducible():
-    acts = run(RandomPolicy(0.3, random_state=1), [0.5] * 30)
-    acts2 = run(RandomPolicy(0.3, random_state=1), [0.5] * 30)
+    acts = run(RandomRule(0.3, random_state=1), [0.5] * 30)
+    acts2 = run(RandomRule(0.3, random_state=1), [0.5] * 30)
     assert acts == acts2
-    many = sum(a is R for _ in range(1) for a in run(RandomPolicy(0.3, 2), [0.5] * 30))
+    many = sum(a is R for _ in range(1) for a in run(RandomRule(0.3, 2), [0.5] * 30))
     assert 2 <= many <= 18
 
 
 def test_oracle_needs_info_and_routes():
     with pytest.raises(InputError):
-        run(OracleQueryPolicy(), [0.5])
-    assert run(OracleQueryPolicy(), [0.5, 0.5], {"weak_correct": False,
+        run(OracleQueryRule(), [0.5])
+    assert run(OracleQueryRule(), [0.5, 0.5], {"weak_correct": False,
                                                  "strong_correct": True}) == [R, R]
-    assert run(OracleQueryPolicy(), [0.5], {"weak_correct": True, "strong_correct": True}) == [C]
-    assert run(OracleQueryPolicy(), [0.5], {"weak_correct": False, "strong_correct": False}) == [C]
+    assert run(OracleQueryRule(), [0.5], {"weak_correct": True, "strong_correct": True}) == [C]
+    assert run(OracleQueryRule(), [0.5], {"weak_correct": False, "strong_correct": False}) == [C]

@@ -2,19 +2,12 @@ import numpy as np
 import pytest
 
 from trimpomdp import InputError
-from trimpomdp.controller import StepContext, StepRouter
-from trimpomdp.policies.learned import (
-    AggPolicy,
-    PPOConfig,
-    SeqPolicy,
-    _build_net,
-    _export,
-    _mlp,
-    agg_features,
-    load_learned_policy,
-    seq_input,
-    train_ppo,
-)
+from trimpomdp.routing.router import StepRouter
+from trimpomdp.routing.types import StepContext
+from trimpomdp.routing.features import agg_features, seq_input
+from trimpomdp.routing.learned import AggRule, SeqRule, load_learned_rule
+from trimpomdp.routing.learned import mlp as _mlp
+from trimpomdp.training.ppo import PPOConfig, _build_net, _export, train_ppo
 
 torch = pytest.importorskip("torch")
 
@@ -32,19 +25,20 @@ def test_numpy_gru_matches_torch():
     cfg = PPOConfig(lam=0.1)
     net = _build_net("seq", cfg)
     w = _export(net, "seq", cfg, {})
-    pol = SeqPolicy(w)
+    pol = SeqRule(w)
     rng = np.random.default_rng(1)
     steps = [(float(rng.random()), int(rng.integers(5, 90))) for _ in range(6)]
     hist, ours = [], []
-    pol.start()
+    state = pol.new_state()
     for t, (s, n) in enumerate(steps):
         ctx = StepContext(step=t, tokens=n, score=s, min_prev=1.0, prod_prev=1.0, final=False,
                           history=tuple(hist))
-        a, q, _ = pol.route(ctx, None)
+        a, q, _ = pol.route(ctx, None, state)
         ours.append(q)
         hist.append((s, n, int(a)))
-    x = torch.tensor([[seq_input(s, n, t, hist[t - 1][2] if t else 0) + agg_features(
-        s, 1.0, 1.0, n, t) for t, (s, n) in enumerate(steps)]], dtype=torch.float32)
+    x = torch.tensor(np.array([[np.concatenate([seq_input(s, n, t, hist[t - 1][2] if t else 0),
+                                                agg_features(s, 1.0, 1.0, n, t)])
+                                for t, (s, n) in enumerate(steps)]]), dtype=torch.float32)
     with torch.no_grad():
         logits, _, _ = net(x)
     np.testing.assert_allclose(np.array(ours), logits[0].numpy(), atol=1e-5)
@@ -62,13 +56,13 @@ def test_short_training_learns_to_save_at_high_lambda(tmp_path):
     greedy = simulate(StepRouter(pol, record=False), load_simulator().scenario(200, 5))
     assert np.mean(greedy.strong_calls) < 0.1 * np.mean(greedy.steps)  # initial policy: ~0.5
     pol.save(tmp_path / "a.json")
-    back = load_learned_policy(tmp_path / "a.json", expect="agg")
-    assert isinstance(back, AggPolicy) and back.lam == 20.0
+    back = load_learned_rule(tmp_path / "a.json", expect="agg")
+    assert isinstance(back, AggRule) and back.lam == 20.0
     r1, r2 = StepRouter(pol), StepRouter(back)
     for t, s in enumerate([0.9, 0.1, 0.5]):
         assert r1.decide(s, 40, t).q == pytest.approx(r2.decide(s, 40, t).q)
     with pytest.raises(InputError):
-        load_learned_policy(tmp_path / "a.json", expect="seq")
+        load_learned_rule(tmp_path / "a.json", expect="seq")
 
 
 def test_seq_trains_and_routes():
@@ -90,4 +84,5 @@ def test_config_validation():
         PPOConfig(lam=0.1, explore_floor=0.6)
     with pytest.raises(InputError):
         train_ppo("transformer", 0.1)
-    assert agg_features(0.5, 0.4, 0.2, 150, 15) == [0.5, 0.4, 0.2, 0.5, 0.5]
+    assert agg_features(0.5, 0.4, 0.2, 150, 15).tolist() == [0.5, 0.4, 0.2, 0.5, 0.5]
+    assert agg_features(0.5, 0.4, 0.2, 150, 30, horizon=60).tolist() == [0.5, 0.4, 0.2, 0.5, 0.5]

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from trimpomdp import RouteAction
-from trimpomdp.policies.spec import make_router, pomdp_router
-from trimpomdp.sim import lambda_for_budget, load_simulator, simulate, strong_share
+from trimpomdp.routing.spec import make_router, pomdp_router
+from trimpomdp.sim import load_simulator, simulate
+from trimpomdp.tuning import lambda_for_budget, strong_share
 
 fh = pytest.importorskip("trimpomdp.solvers.finite_horizon")
 trim = pytest.importorskip("trimpomdp.pomdp.trim")
@@ -52,4 +53,4 @@ def test_lambda_for_budget_meets_target(default_model):
 def test_spec_solves_and_loads_file(tmp_path, default_model, policy):
     policy.save(tmp_path / "p.json")
     r = make_router(f"pomdp-filter:{tmp_path / 'p.json'}")
-    assert r.policy.name.startswith("pomdp-filter") and r.decide(0.5, 30, 0).q is not None
+    assert r.name.startswith("pomdp-filter") and r.decide(0.5, 30, 0).q is not None

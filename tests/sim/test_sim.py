@@ -2,15 +2,15 @@ import numpy as np
 import pytest
 
 from trimpomdp import InputError
-from trimpomdp.controller import StepRouter
+from trimpomdp.routing.router import StepRouter
 from trimpomdp.data.schema import StepTrace
-from trimpomdp.policies.baselines import (
-    OracleQueryPolicy,
-    QueryLevelPolicy,
-    StrongOnlyPolicy,
-    WeakOnlyPolicy,
+from trimpomdp.routing.baselines import (
+    OracleQueryRule,
+    QueryLevelRule,
+    StrongOnlyRule,
+    WeakOnlyRule,
 )
-from trimpomdp.policies.threshold import ThresholdPolicy
+from trimpomdp.routing.threshold import ThresholdRule
 from trimpomdp.sim import (
     CalibratedSimulator,
     NaiveSimulator,
@@ -34,7 +34,7 @@ def sc(sim):
 
 @pytest.mark.parametrize("k", [0.0, 0.1, 0.5, 0.95])
 def test_router_engine_equals_vectorised_engine(sc, k):
-    a = simulate(StepRouter(ThresholdPolicy(k), record=False), sc)
+    a = simulate(StepRouter(ThresholdRule(k), record=False), sc)
     b = rollout(sc, threshold_act(k))
     for f in ("correct", "strong_tokens", "weak_kept", "weak_discarded", "strong_calls"):
         np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
@@ -58,7 +58,7 @@ def test_same_seed_same_draws_other_seed_differs(sim):
 
 def test_oracle_dominates_query_baselines(sc):
     res = {p.name: simulate(StepRouter(p, record=False), sc)
-           for p in (WeakOnlyPolicy(), StrongOnlyPolicy(), OracleQueryPolicy())}
+           for p in (WeakOnlyRule(), StrongOnlyRule(), OracleQueryRule())}
     w, s, o = res["weak"], res["strong"], res["oracle-query"]
     assert o.accuracy >= max(w.accuracy, s.accuracy)
     assert o.mean_strong_tokens <= s.mean_strong_tokens
@@ -72,12 +72,12 @@ def test_threshold_cost_monotone_in_k(sc):
 
 
 def test_query_level_costs_between(sc):
-    q = simulate(StepRouter(QueryLevelPolicy(0.5), record=False), sc)
+    q = simulate(StepRouter(QueryLevelRule(0.5), record=False), sc)
     assert 0 < q.mean_strong_tokens < rollout(sc, threshold_act(1.0)).mean_strong_tokens * 1.01
 
 
 def test_traces_kept_and_observe_regenerated(sc):
-    r = simulate(StepRouter(ThresholdPolicy(0.5)), sc.subset(np.arange(20)), keep_traces=True,
+    r = simulate(StepRouter(ThresholdRule(0.5)), sc.subset(np.arange(20)), keep_traces=True,
                  observe_regenerated=True)
     assert len(r.traces) == 20
     events = [e for tr in r.traces for e in tr if e.get("event") == "observe_regenerated"]

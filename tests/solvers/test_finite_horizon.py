@@ -1,18 +1,17 @@
 """FiniteHorizonSolver against an exhaustive belief-tree value iteration and known structure."""
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import pytest
 
-from trimpomdp.model import TrimModel
 from trimpomdp.pomdp.trim import TrimPOMDP
 from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
+from trimpomdp.builders import observation_model
 
 
 def small_model(default_model, bin_size=0.5, max_steps=4, hazard=(0, 0, 0.3, 0.5, 1.0)):
-    return default_model.replace(obs_probs=default_model.observation_model().bin_probs(bin_size),
+    return default_model.replace(obs_probs=observation_model(default_model).bin_probs(bin_size),
                                  bin_size=bin_size, max_steps=max_steps,
                                  hazard=np.asarray(hazard, float))
 
@@ -134,3 +133,40 @@ def test_save_load_round_trip(default_model, tmp_path):
     assert back.lam == 0.3
     b = [0.4, 0.2, 0.4]
     np.testing.assert_array_equal(back.q_values(7, 33, b), pol.q_values(7, 33, b))
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.2])
+def test_sixty_step_horizon_matches_exhaustive_belief_tree(default_model, lam):
+    """The horizon is a model parameter: a 60-step model solves exactly, beyond step 30 too."""
+    from trimpomdp.pomdp.dynamics import hazard_from_pmf
+
+    rng = np.random.default_rng(1)
+    hz = hazard_from_pmf(rng.random(59) + 0.05, min_len=2, max_steps=60)
+    model = small_model(default_model, 0.5, 60, hz)
+    pomdp = TrimPOMDP(model=model, lam=lam)
+    policy = FiniteHorizonSolver(tol=1e-13).solve(pomdp)
+    assert len(policy.continue_lines) == 60
+    for step in (56, 57, 58, 59):  # brute force is exponential in the steps left: the last four
+        for _ in range(3):
+            b = rng.dirichlet([1, 1, 1])
+            n = float(rng.integers(5, 200))
+            np.testing.assert_allclose(policy.q_values(step, n, b),
+                                       brute_force_q(pomdp, step, n, b), atol=1e-6, rtol=0)
+
+
+def test_solve_cli_accepts_a_sixty_step_model(default_model, tmp_path, capsys):
+    import json
+
+    from trimpomdp.cli.main import main
+    from trimpomdp.pomdp.dynamics import hazard_from_pmf
+
+    pmf = np.r_[np.diff(np.r_[0.0, 1.0 - np.cumprod(1.0 - default_model.hazard[2:])]), 0.2
+                * np.ones(30)]
+    model = default_model.replace(max_steps=60, hazard=hazard_from_pmf(pmf, max_steps=60))
+    model.save(tmp_path / "m60.json")
+    assert main(["solve", "--model", str(tmp_path / "m60.json"), "--lambda", "0.2", "--out",
+                 str(tmp_path / "p.json")]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["lambda"] == 0.2
+    assert main(["act", "--policy", str(tmp_path / "p.json"), "--step", "45", "--tokens", "60",
+                 "--belief", "0.2,0.1,0.7"]) == 0

@@ -9,12 +9,13 @@ import pytest
 from trimpomdp.pomdp.trim import TrimPOMDP
 from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
 from trimpomdp.solvers.pomdpsol import find_pomdpsol, parse_bounds, read_appl_policy
+from trimpomdp.builders import observation_model
 
 FILES = Path(__file__).parent / "files"
 
 
 def coarse(model, bin_size=0.5):
-    return model.replace(obs_probs=model.observation_model().bin_probs(bin_size), bin_size=bin_size)
+    return model.replace(obs_probs=observation_model(model).bin_probs(bin_size), bin_size=bin_size)
 
 
 @pytest.mark.parametrize("bins,t,n,b", [(0.25, 29, 80, [0.6, 0.1, 0.3]),

@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from trimpomdp.cli._common import parse_belief
+from trimpomdp.policies.trim_policy import TrimPolicy
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", required=True, help="policy file from `trimpomdp solve`")
@@ -14,8 +17,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.cli._common import parse_belief
-    from trimpomdp.policies.trim_policy import TrimPolicy
 
     belief = parse_belief(args.belief)
     policy = TrimPolicy.load(args.policy)

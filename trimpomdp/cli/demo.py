@@ -8,6 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from trimpomdp.cli._common import parse_lambdas
+from trimpomdp.data import read_traces
+from trimpomdp.evaluation.simplex import plot_policy_map
+from trimpomdp.model import load_model
+from trimpomdp.policies.policy_set import solve_sweep
+from trimpomdp.resources import resource_path
+from trimpomdp.routing.spec import pomdp_router
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lambdas", default="0.1,0.25,0.5", help="comma list of λ to solve")
@@ -18,12 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from trimpomdp.cli._common import parse_lambdas
-    from trimpomdp.data import read_traces
-    from trimpomdp.model import load_model
-    from trimpomdp.policies.policy_set import solve_sweep
-    from trimpomdp.policies.spec import pomdp_router
-    from trimpomdp.resources import resource_path
 
     model = load_model()
     pset = solve_sweep(model, parse_lambdas(args.lambdas), progress=False)
@@ -42,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
         replay.append({"lambda": pol.lam, "regen_share_correct": float(np.mean(flagged[True])),
                        "regen_share_incorrect": float(np.mean(flagged[False]))})
     if args.out:
-        from trimpomdp.evaluation.simplex import plot_policy_map
 
         pset.save(args.out)
         plot_policy_map(pset.policies[0], 5, out=f"{args.out}/policy_map_step5.png")

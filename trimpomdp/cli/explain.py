@@ -4,6 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from trimpomdp.errors import InputError
+from trimpomdp.evaluation.simplex import plot_policy_map
+from trimpomdp.policies.trim_policy import TrimPolicy
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", required=True, help="policy file from `trimpomdp solve`")
@@ -14,9 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.errors import InputError
-    from trimpomdp.evaluation.simplex import plot_policy_map
-    from trimpomdp.policies.trim_policy import TrimPolicy
 
     try:
         tokens = [float(x) for x in args.tokens.split(",")]

@@ -4,6 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from trimpomdp.cli._common import parse_belief
+from trimpomdp.model import load_model
+from trimpomdp.pomdp.cassandra import write_cassandra
+from trimpomdp.pomdp.trim import TrimPOMDP
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lambda", dest="lam", type=float, required=True)
@@ -16,10 +21,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.cli._common import parse_belief
-    from trimpomdp.model import load_model
-    from trimpomdp.pomdp.cassandra import write_cassandra
-    from trimpomdp.pomdp.trim import TrimPOMDP
 
     pomdp = TrimPOMDP(model=load_model(args.model), lam=args.lam)
     tab = pomdp.to_tabular(args.step, args.tokens, parse_belief(args.belief), final=args.final)

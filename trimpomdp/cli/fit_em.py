@@ -79,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from trimpomdp._io import iter_jsonl
+    from trimpomdp.builders import em_trim_model
     from trimpomdp.data import read_score_dump, read_traces
     from trimpomdp.errors import DataWarning, located
     from trimpomdp.model import load_model
@@ -103,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
 
         with located(args.traces):
             est.fit(traces, callback=step)
-    model = est.to_trim_model(base, role=args.role, source=str(args.traces))
+    model = em_trim_model(est, base, role=args.role, source=str(args.traces))
     if args.obs_out:
         from trimpomdp._io import dumps_json, write_files
 

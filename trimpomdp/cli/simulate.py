@@ -4,6 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from trimpomdp.model import load_model
+from trimpomdp.routing.spec import make_router
+from trimpomdp.sim import NaiveSimulator, load_simulator, simulate
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", required=True, help="thr:K | pomdp:FILE|λ | pomdp-filter:FILE|λ "
@@ -18,9 +22,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.model import load_model
-    from trimpomdp.policies.spec import make_router
-    from trimpomdp.sim import NaiveSimulator, load_simulator, simulate
 
     model = load_model(args.model)
     sim = NaiveSimulator(model) if args.naive else load_simulator()

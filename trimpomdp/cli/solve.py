@@ -4,6 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from trimpomdp.model import load_model
+from trimpomdp.pomdp.trim import TrimPOMDP
+from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
+from trimpomdp.tuning import lambda_for_budget
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
@@ -16,19 +21,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.model import load_model
-    from trimpomdp.pomdp.trim import TrimPOMDP
-    from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
 
     model = load_model(args.model)
     lam = args.lam
     if args.budget is not None:
-        from trimpomdp.sim import lambda_for_budget
 
         lam = lambda_for_budget(model, args.budget)
     policy, info = FiniteHorizonSolver(tol=args.tol).solve_info(TrimPOMDP(model=model, lam=lam))
     policy.save(args.out)
+    v0 = policy.value(0, model.future_tokens, [1, 0, 0])
     print(json.dumps({"out": args.out, "lambda": lam, "seconds": round(info.seconds, 4),
-                      "alpha_vectors": info.n_alpha, "value_t0": policy.value(0, model.future_tokens,
-                                                                            [1, 0, 0])}))
+                      "alpha_vectors": info.n_alpha, "value_t0": v0}))
     return 0

@@ -4,6 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from trimpomdp.cli._common import parse_lambdas
+from trimpomdp.model import load_model
+from trimpomdp.policies.policy_set import solve_sweep
+from trimpomdp.tuning import lambda_for_budget
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
@@ -17,13 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.cli._common import parse_lambdas
-    from trimpomdp.model import load_model
-    from trimpomdp.policies.policy_set import solve_sweep
 
     model = load_model(args.model)
     if args.budget is not None:
-        from trimpomdp.sim import lambda_for_budget
 
         lams = [lambda_for_budget(model, args.budget)]
     else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from trimpomdp.training.ppo import PPOConfig, train_ppo
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lambda", dest="lam", type=float, required=True,
@@ -16,7 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.policies.learned import PPOConfig, train_ppo
 
     cfg = PPOConfig(lam=args.lam, iterations=args.iterations, episodes_per_iter=args.episodes,
                     seed=args.seed)

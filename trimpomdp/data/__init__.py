@@ -1,15 +1,27 @@
-"""Data layer: step traces, labelled observations and loaders for the research datasets."""
-from trimpomdp.data.labels import every_prefix, release_prefixes
-from trimpomdp.data.problems import Problem, read_problems
-from trimpomdp.data.schema import Correctness, LabelledObservations, StepTrace
-from trimpomdp.data.score_dumps import read_score_dump
-from trimpomdp.data.traces import (
-    read_labelled_observations,
-    read_traces,
-    write_labelled_observations,
-    write_traces,
-)
+"""Data layer: step traces, labelled observations and loaders for the research datasets.
 
-__all__ = ["Correctness", "LabelledObservations", "Problem", "StepTrace", "every_prefix",
-           "read_labelled_observations", "read_problems", "read_score_dump", "read_traces",
-           "release_prefixes", "write_labelled_observations", "write_traces"]
+Names load lazily.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "every_prefix": "trimpomdp.data.labels", "release_prefixes": "trimpomdp.data.labels",
+    "Problem": "trimpomdp.data.problems", "read_problems": "trimpomdp.data.problems",
+    "Correctness": "trimpomdp.data.schema", "LabelledObservations": "trimpomdp.data.schema",
+    "StepTrace": "trimpomdp.data.schema",
+    "read_score_dump": "trimpomdp.data.score_dumps",
+    "read_labelled_observations": "trimpomdp.data.traces", "read_traces": "trimpomdp.data.traces",
+    "write_labelled_observations": "trimpomdp.data.traces",
+    "write_traces": "trimpomdp.data.traces",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trimpomdp.data' has no attribute {name!r}")

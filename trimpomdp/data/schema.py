@@ -19,32 +19,15 @@ Labelled-observation JSONL (one observation per line)::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
 
 import numpy as np
 
 from trimpomdp.errors import InputError
-
-
-class Correctness(IntEnum):
-    """Hidden correctness class of a partial solution (release order S0, S1, S2)."""
-
-    S0 = 0  #: every step so far correct
-    S1 = 1  #: an earlier step is wrong (unrecoverable)
-    S2 = 2  #: only the latest step is wrong (recoverable by regenerating it)
-
-    @classmethod
-    def parse(cls, value: object) -> "Correctness":
-        """Accept 'S0'/'S1'/'S2' (any case) or 0/1/2; anything else raises InputError."""
-        if isinstance(value, str) and value.strip().upper() in cls.__members__:
-            return cls[value.strip().upper()]
-        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value <= 2:
-            return cls(int(value))
-        raise InputError(f"state must be one of 'S0', 'S1', 'S2'. Got {value!r} instead.",
-                         field="state")
-
-
-STATE_NAMES = ("S0", "S1", "S2")
+from trimpomdp.types import (  # noqa: F401 - re-exported; their one home is trimpomdp.types
+    STATE_NAMES,
+    Correctness,
+    RouteAction,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,15 +96,3 @@ class LabelledObservations:
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
-
-
-class RouteAction(IntEnum):
-    """Router decision for the current step."""
-
-    CONTINUE = 0  #: keep the weak model's draft
-    REGENERATE = 1  #: have the strong model rewrite this step
-
-    @property
-    def label(self) -> str:
-        """'continue' or 'regenerate'."""
-        return self.name.lower()

@@ -12,7 +12,7 @@ from trimpomdp.errors import InputError
 from trimpomdp.pomdp.transition_stats import MAX_STEPS, next_step_accuracy
 
 if TYPE_CHECKING:
-    from trimpomdp.model import TrimModel
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,28 +65,3 @@ def read_hazard(path: str | os.PathLike[str], key: str = "slm") -> np.ndarray:
 def read_release_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Rows of ``thr_results_*`` / ``pomdp_results_*`` summary JSONL."""
     return [obj for _, obj in iter_jsonl(path)]
-
-
-def build_release_model(release_dir: str | os.PathLike[str], *,
-                        weak: str = "qwen2.5-1.5b-instruct", strong: str = "qwen2.5-7b-instruct",
-                        obs: str = "math-train") -> TrimModel:
-    """The release's TRIM model for a (weak, strong) pair from its artefacts folder."""
-    from pathlib import Path
-
-    from trimpomdp.model import TrimModel
-    from trimpomdp.observation.binned import BinnedObservationModel
-
-    d = Path(release_dir)
-    om = BinnedObservationModel.from_release_json(d / f"obs_model_{obs}_bin0.05.json")
-    pw = read_step_statistics(d / f"steps_{weak}_math-train.json").next_step_accuracy
-    ps = read_step_statistics(d / f"steps_{strong}_math-train.json").next_step_accuracy
-    return TrimModel(
-        obs_probs=om.probs_, bin_size=om.bin_size, p_weak=pw, p_strong=ps,
-        hazard=read_hazard(d / "termination_math-train.json", "slm"),
-        name=f"{weak}_to_{strong}_{obs}",
-        provenance={"source": "TRIM code release (github.com/Vansh28Kapoor/TRIM, commit 5ec6323,"
-                              " MIT)", "weak": weak, "strong": strong,
-                    "observation_model": f"obs_model_{obs}_bin0.05.json (ProcessBench, "
-                                         "Qwen2.5-Math-PRM-7B)",
-                    "hazard": "termination_math-train.json slm",
-                    "p_weak/p_strong": "next-step accuracy, release formula on MATH train"})

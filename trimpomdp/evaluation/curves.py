@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 
 from trimpomdp.errors import InputError
-from trimpomdp.evaluation.metrics import CurvePoint, References
+from trimpomdp.evaluation.metrics import CurvePoint, References, metrics_row
+from trimpomdp.routing.spec import make_router
+from trimpomdp.sim import load_simulator, simulate
 
 
 def point_from_run(result: Any, param: float | None = None, name: str | None = None
@@ -75,9 +77,6 @@ def evaluate_specs(specs: Sequence[str], *, n: int = 2000, seed: int = 0, model:
 
     Weak-only, strong-only and the oracle are always run for the reference lines.
     """
-    from trimpomdp.evaluation.metrics import metrics_row
-    from trimpomdp.policies.spec import make_router
-    from trimpomdp.sim import load_simulator, simulate
 
     if not specs:
         raise InputError("give at least one policy spec.", field="policies")

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from trimpomdp._io import atomic_write
+
 CORNERS = np.array([[0.5, np.sqrt(3) / 2], [0.0, 0.0], [1.0, 0.0]])  # S0, S1, S2
 
 
@@ -85,7 +87,6 @@ def save_figure(fig: Any, out: str | os.PathLike[str], dpi: int = 120) -> None:
     """Save a matplotlib figure atomically (format from the file suffix)."""
     from pathlib import Path
 
-    from trimpomdp._io import atomic_write
 
     fmt = Path(out).suffix.lstrip(".") or "png"
     with atomic_write(out, "wb") as fh:

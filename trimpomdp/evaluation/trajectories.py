@@ -2,7 +2,7 @@
 
 :func:`track` runs the controller's belief tracking on many solutions at once (numpy over
 solutions, a loop over steps). ``mode="router"`` reproduces
-:class:`~trimpomdp.controller.StepRouter` with :func:`~trimpomdp.policies.spec.pomdp_router`
+:class:`~trimpomdp.routing.router.StepRouter` with :func:`~trimpomdp.routing.pomdp.pomdp_router`
 exactly (same beliefs, same actions; checked against :func:`track_with_router`, the plain
 ``decide`` loop): each real step is treated as the next draft after the router's decision, a
 regenerated draft's score leaves min/product (it counts as 1.0). ``mode="passive"`` tracks the
@@ -22,7 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trimpomdp.belief import BayesFilterUpdater, SingleObservationUpdater
+from trimpomdp.data import read_score_dump, read_traces
+from trimpomdp.data.trim_release import read_release_results
 from trimpomdp.errors import InputError
+from trimpomdp.evaluation.curves import family, point_from_run, references_from_runs, spec_param
+from trimpomdp.evaluation.metrics import CurvePoint
+from trimpomdp.evaluation.simplex import draw_simplex, simplex_grid, to_xy
+from trimpomdp.observation.grid import density_batch as _grid_density_batch
+from trimpomdp.resources import resource_path, shared_data_dir
+from trimpomdp.routing.spec import make_router, pomdp_router
+from trimpomdp.sim import load_simulator, simulate
 
 if TYPE_CHECKING:
     from trimpomdp.data.schema import StepTrace
@@ -116,8 +126,6 @@ class ScoreTable:
 def load_scores(path: str | os.PathLike[str] | None = None) -> ScoreTable:
     """Real PRM scores: the full StrictPRMBench MATH-500 dump when ``../shared/data`` has it,
     else the bundled 600-solution sample; ``source`` says which file was read."""
-    from trimpomdp.data import read_score_dump, read_traces
-    from trimpomdp.resources import resource_path, shared_data_dir
 
     if path is None:
         shared = shared_data_dir()
@@ -135,40 +143,9 @@ def load_scores(path: str | os.PathLike[str] | None = None) -> ScoreTable:
 # ----------------------------------------------------------------------------------------------
 def density_batch(model: TrimModel, min_prev: np.ndarray, current: np.ndarray,
                   density: str = "continuous") -> np.ndarray:
-    """Likelihoods (m, 3) of observations under each class, vectorised.
-
-    Same numbers as :class:`~trimpomdp.belief.InterpolatedDensity` (``"continuous"``) or
-    :class:`~trimpomdp.belief.BinnedDensity` (``"binned"``), operation for operation.
-    """
-    from trimpomdp.observation.base import grid_size
-
-    k, bs = grid_size(model.bin_size), float(model.bin_size)
-    tab = np.asarray(model.obs_probs, float).T  # (k*k, 3)
-    x, y = np.asarray(min_prev, float), np.asarray(current, float)
-    if density == "binned":
-        def idx(v: np.ndarray) -> np.ndarray:
-            return np.minimum((v / bs + 1e-12).astype(np.int64), k - 1)
-
-        return tab[idx(x) * k + idx(y)]
-    if density not in ("continuous", "interpolated"):
-        raise InputError(f"The 'density' parameter must be 'continuous' or 'binned'. Got "
-                         f"{density!r} instead.", field="density")
-
-    def axis(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        u = v / bs - 0.5
-        lo, hi = u <= 0.0, u >= k - 1
-        i = np.clip(u, 0, k - 1).astype(np.int64)
-        i0 = np.where(lo, 0, np.where(hi, k - 1, i))
-        i1 = np.where(lo, 0, np.where(hi, k - 1, i + 1))
-        f = np.where(lo | hi, 0.0, u - i)
-        return i0, i1, f
-
-    i0, i1, fx = axis(x)
-    j0, j1, fy = axis(y)
-    a, b, c, d = tab[i0 * k + j0], tab[i0 * k + j1], tab[i1 * k + j0], tab[i1 * k + j1]
-    w00, w01 = ((1 - fx) * (1 - fy))[:, None], ((1 - fx) * fy)[:, None]
-    w10, w11 = (fx * (1 - fy))[:, None], (fx * fy)[:, None]
-    return w00 * a + w01 * b + w10 * c + w11 * d
+    """Likelihoods (m, 3) of observations under each class of ``model`` (see
+    :func:`trimpomdp.observation.grid.density_batch`, the one home of the densities)."""
+    return _grid_density_batch(model.obs_probs, model.bin_size, min_prev, current, density)
 
 
 def q_batch(policy: Any, step: int, tokens: Any, beliefs: np.ndarray, final: Any = False
@@ -254,47 +231,29 @@ def track(data: ScoreTable, policy: Any = None, *, model: TrimModel | None = Non
     H = int(model.max_steps)
     steps = min(T, H) if mode == "router" else T
     tracked = np.minimum(data.lengths, steps)
-    pw, ps = model.p_weak, model.p_strong
-    Tc = np.array([[pw, 0.0, 1.0 - pw], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
-    Tr = np.array([[pw * ps, 1.0 - ps, ps * (1.0 - pw)], [0.0, 1.0, 0.0],
-                   [pw * ps, 1.0 - ps, ps * (1.0 - pw)]])
-    prior = np.array([1.0, 0.0, 0.0]) @ Tc
+    filt = BayesFilterUpdater.from_model(model, density)
+    up: Any = filt if rule == "filter" else SingleObservationUpdater.from_model(model, density,
+                                                                               gate)
     belief = np.full((n, T, 3), np.nan)
     action = np.full((n, T), -1, dtype=np.int8)
     consulted = np.zeros((n, T), dtype=bool)
     q = np.full((n, T, 2), np.nan)
     fallback = np.zeros((n, T), dtype=bool)
-    b = np.tile(prior, (n, 1))
+    b = np.tile(np.array(filt.prior.probs), (n, 1))
     min_prev = np.ones(n)
     last = np.zeros(n, dtype=np.int8)
-    uniform = np.full(3, 1.0 / 3.0)
     for t in range(steps):
         act = np.flatnonzero(data.lengths > t)
         s = data.scores[act, t]
         lik = density_batch(model, min_prev[act], s, density)
-        if rule == "filter":
-            bp = b[act]
-            if t == 0:
-                pred = np.tile(prior, (act.size, 1))
-            else:
-                pc = bp[:, 0:1] * Tc[0] + bp[:, 1:2] * Tc[1] + bp[:, 2:3] * Tc[2]
-                pr = bp[:, 0:1] * Tr[0] + bp[:, 1:2] * Tr[1] + bp[:, 2:3] * Tr[2]
-                pred = np.where((last[act] == 1)[:, None], pr, pc)
-            post = pred * lik
-            tot = post[:, 0] + post[:, 1] + post[:, 2]
-            bad = ~(tot > 0.0) | (tot == np.inf)
-            new = np.where(bad[:, None], pred, post / np.where(bad, 1.0, tot)[:, None])
-        else:
-            tot = lik[:, 0] + lik[:, 1] + lik[:, 2]
-            bad = ~(tot > 0.0) | (tot == np.inf)
-            new = np.where(bad[:, None], uniform, lik / np.where(bad, 1.0, tot)[:, None])
+        new, bad = up.update_batch(None if t == 0 else b[act], last[act], lik)
         b[act] = new
         belief[act, t] = new
         fallback[act, t] = bad
         taken = np.zeros(act.size, dtype=np.int8)
         if policy is not None and t < H:
-            if rule == "release" and gate is not None:
-                ask = new.max(axis=1) - new[:, 2] <= float(gate) + 1e-12
+            if rule == "release":
+                ask = up.consult_batch(new)
             else:
                 ask = np.ones(act.size, dtype=bool)
             final = data.lengths[act] - 1 == t
@@ -319,8 +278,6 @@ def track(data: ScoreTable, policy: Any = None, *, model: TrimModel | None = Non
 def track_with_router(data: ScoreTable, policy: Any, *, rule: str = "filter",
                       density: str = "continuous", gate: float | None = 0.4) -> BeliefTracks:
     """The reference: a plain loop of ``StepRouter.decide`` per step (mode ``"router"``)."""
-    from trimpomdp.policies.spec import pomdp_router
-
     _check_choice(rule, RULES, "rule")
     t0 = time.perf_counter()
     router = pomdp_router(policy, belief=rule, density=density, gate=gate, record=False)
@@ -491,7 +448,6 @@ def plot_simplex_trajectories(tracks: BeliefTracks, data: ScoreTable, idx: Seque
     """
     from matplotlib.lines import Line2D
 
-    from trimpomdp.evaluation.simplex import draw_simplex, to_xy
 
     ax = _ax(ax, (5.0, 4.6))
     draw_simplex(ax)
@@ -643,7 +599,6 @@ def plot_filter_vs_release(filt: BeliefTracks, rel: BeliefTracks, *, ax: Any = N
 def action_map(policy: Any, step: int, tokens: float, resolution: int = 60, *,
                final: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Beliefs on a simplex grid (m, 3) and the policy's action there (m,), vectorised."""
-    from trimpomdp.evaluation.simplex import simplex_grid
 
     grid = simplex_grid(resolution)
     q = q_batch(policy, step, tokens, grid, final)
@@ -662,7 +617,6 @@ def plot_policy_grid(policies: Sequence[Any], steps: Sequence[int], tokens: Sequ
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from trimpomdp.evaluation.simplex import draw_simplex, to_xy
 
     _check_choice(by, ("step", "tokens"), "by")
     cols = [(t, tokens[0]) for t in steps] if by == "step" else [(steps[0], n) for n in tokens]
@@ -698,7 +652,6 @@ def plot_regenerate_regions(policies: Sequence[Any], step: int, tokens: float, *
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from trimpomdp.evaluation.simplex import draw_simplex, to_xy
 
     ax = _ax(ax, (5.2, 4.6))
     pols = sorted(policies, key=lambda p: p.lam)
@@ -748,9 +701,6 @@ def simulate_policies(policies: Sequence[Any], specs: Sequence[str], *, n: int =
 
     Returns (curves by family, References from weak/strong/oracle, one summary row per run).
     """
-    from trimpomdp.evaluation.curves import family, point_from_run, references_from_runs, spec_param
-    from trimpomdp.policies.spec import make_router, pomdp_router
-    from trimpomdp.sim import load_simulator, simulate
 
     sim = simulator if simulator is not None else load_simulator()
     sc = sim.scenario(n, seed)
@@ -807,9 +757,6 @@ def learned_checkpoints(root: str | os.PathLike[str] = ".",
 
 def release_measured_curves() -> dict[str, list[Any]]:
     """The release's measured MATH-500 points (TRIM-Thr, TRIM-POMDP; Qwen2.5-1.5B -> 7B)."""
-    from trimpomdp.data.trim_release import read_release_results
-    from trimpomdp.evaluation.metrics import CurvePoint
-    from trimpomdp.resources import resource_path
 
     out: dict[str, list[Any]] = {}
     for name, file, key in (("release TRIM-Thr", "thr_results_math500_summary.jsonl",

@@ -8,7 +8,6 @@ fail after their retries becomes a ``failed`` record with the reason, and the ru
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 from trimpomdp.data.problems import Problem
 from trimpomdp.data.schema import RouteAction
 from trimpomdp.errors import InputError, TrimpomdpError
+from trimpomdp.evaluation.grading import is_equivalent, last_boxed
 from trimpomdp.generation.prompting import (
     STEP_SEPARATOR,
     generation_messages,
@@ -25,15 +25,17 @@ from trimpomdp.generation.prompting import (
 )
 from trimpomdp.generation.protocols import GenerationBackend, PRMScorer, Router, SamplingParams
 from trimpomdp.generation.runlog import RunLog
-
-MAX_STEPS = 30
+from trimpomdp.pomdp.dynamics import DEFAULT_MAX_STEPS
+from trimpomdp.routing.router import RouterFactory
+from trimpomdp.routing.spec import router_factory
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoopConfig:
     """Limits and sampling of the step loop (defaults: the release's)."""
 
-    max_steps: int = MAX_STEPS
+    #: generation cap in steps; a router's horizon (its model's max_steps) must cover it
+    max_steps: int = DEFAULT_MAX_STEPS
     sampling: SamplingParams = field(default_factory=SamplingParams)
     strong_sampling: SamplingParams | None = None
     stop: tuple[str, ...] = (STEP_SEPARATOR,)
@@ -43,52 +45,13 @@ class LoopConfig:
     score_strong_steps: bool = False
 
     def __post_init__(self) -> None:
-        if not (1 <= self.max_steps <= MAX_STEPS):
-            raise InputError(f"The 'max_steps' parameter of LoopConfig must be an int in "
-                             f"[1, {MAX_STEPS}]. Got {self.max_steps!r} instead.")
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) \
+                or self.max_steps < 1:
+            raise InputError(f"The 'max_steps' parameter of LoopConfig must be an int >= 1. Got "
+                             f"{self.max_steps!r} instead.", field="max_steps")
         if self.max_empty_retries < 0:
             raise InputError(f"The 'max_empty_retries' parameter of LoopConfig must be >= 0. "
                              f"Got {self.max_empty_retries!r} instead.")
-
-
-# ---------------------------------------------------------------------------------- grading
-def extract_boxed(text: str) -> str | None:
-    """Content of the last balanced ``\\boxed{...}`` in ``text`` (None if there is none)."""
-    start = text.rfind("\\boxed{")
-    while start != -1:
-        i, depth = start + len("\\boxed{"), 1
-        j = i
-        while j < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            j += 1
-        if depth == 0:
-            return text[i:j - 1]
-        start = text.rfind("\\boxed{", 0, start)
-    return None
-
-
-def grade(answer: str | None, gold: str) -> bool | None:
-    """Mathematical equivalence of an extracted answer and the gold answer (math-verify)."""
-    if answer is None:
-        return False
-    try:
-        from trimpomdp.evaluation.grading import is_equivalent  # the project's grader, if present
-    except ImportError:
-        is_equivalent = None
-    if is_equivalent is not None:
-        return bool(is_equivalent(answer, gold))
-    try:
-        from math_verify import parse, verify
-    except ImportError:
-        return None  # no grader installed: correctness stays unknown
-    try:
-        return bool(verify(parse(f"${gold}$"), parse(f"${answer}$")))
-    except Exception:  # noqa: BLE001 - math-verify raises many types on odd LaTeX
-        return _norm(answer) == _norm(gold)
-
-
-def _norm(s: str) -> str:
-    return re.sub(r"\s+|\\!|\\,|\\left|\\right|\$", "", s)
 
 
 # ---------------------------------------------------------------------------------- one problem
@@ -97,15 +60,22 @@ async def solve_problem(problem: Problem, weak: GenerationBackend,
                         router: Router | None, config: LoopConfig | None = None) -> dict[str, Any]:
     """Run the step loop on one problem; returns its run-log record (raises on backend failure).
 
-    ``router=None`` continues every step and ``prm=None`` skips scoring: weak-only generation,
-    the baseline of the overhead benchmark.
+    ``router`` is this problem's own router (fresh from a factory: routers are never shared
+    between problems). ``router=None`` continues every step and ``prm=None`` skips scoring:
+    weak-only generation, the baseline of the overhead benchmark.
     """
     cfg = config or LoopConfig()
     strong_sampling = cfg.strong_sampling or cfg.sampling
     t_start = time.perf_counter()
     timing = {"weak_s": 0.0, "strong_s": 0.0, "prm_s": 0.0, "route_s": 0.0}
     if router is not None:
-        router.reset()
+        horizon = getattr(router, "max_steps", None)
+        if horizon is not None and cfg.max_steps > horizon:
+            raise InputError(f"max_steps ({cfg.max_steps}) must be <= the router's horizon "
+                             f"({horizon}, its model's max_steps). Got {cfg.max_steps} instead.",
+                             field="max_steps")
+        if getattr(router, "step", 0):  # a used router: start this problem afresh
+            router.reset({"key": problem.problem_id})
     steps: list[str] = []
     records: list[dict[str, Any]] = []
     weak_tokens = strong_tokens = discarded = empty_drafts = 0
@@ -178,11 +148,11 @@ async def solve_problem(problem: Problem, weak: GenerationBackend,
             end_reason = "final_step"
             break
     solution = STEP_SEPARATOR.join(steps)
-    answer = extract_boxed(solution)
+    answer = last_boxed(solution)
     timing["total_s"] = time.perf_counter() - t_start
     return {
         "problem_id": problem.problem_id, "status": "ok", "gold": problem.answer,
-        "answer": answer, "correct": grade(answer, problem.answer),
+        "answer": answer, "correct": is_equivalent(answer, problem.answer),
         "n_steps": len(steps), "n_regenerated": sum(r["source"] == "strong" for r in records),
         "weak_tokens": weak_tokens, "strong_tokens": strong_tokens,
         "discarded_weak_tokens": discarded, "empty_drafts": empty_drafts,
@@ -220,13 +190,15 @@ class RunStats:
 
 async def run_problems(problems: Sequence[Problem], *, weak: GenerationBackend,
                        strong: GenerationBackend | None, prm: PRMScorer | None,
-                       router_factory: Callable[[], Router] | None, runlog: RunLog,
+                       router_factory: Callable[..., Router] | None, runlog: RunLog,
                        concurrency: int = 8, config: LoopConfig | None = None,
                        on_record: Callable[[dict[str, Any]], None] | None = None) -> RunStats:
     """Solve every problem that the run log does not hold yet, ``concurrency`` at a time.
 
     Each finished problem is appended (and fsynced) as soon as it is done, so a killed run
-    resumes where it stopped; a problem is never written twice.
+    resumes where it stopped; a problem is never written twice. ``router_factory`` gives each
+    problem its own router (a :class:`~trimpomdp.routing.router.RouterFactory` is called with
+    ``{"key": problem_id}``, so per-problem random streams do not depend on scheduling).
     """
     if concurrency < 1:
         raise InputError(f"The 'concurrency' parameter must be an int >= 1. Got {concurrency!r} "
@@ -245,8 +217,11 @@ async def run_problems(problems: Sequence[Problem], *, weak: GenerationBackend,
         async with sem:
             ts = time.perf_counter()
             try:
-                rec = await solve_problem(problem, weak, strong, prm,
-                                          router_factory() if router_factory else None, config)
+                router = None
+                if router_factory is not None:
+                    router = router_factory({"key": problem.problem_id}) if isinstance(
+                        router_factory, RouterFactory) else router_factory()
+                rec = await solve_problem(problem, weak, strong, prm, router, config)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure is recorded, the run goes on
@@ -261,52 +236,5 @@ async def run_problems(problems: Sequence[Problem], *, weak: GenerationBackend,
                     failed=counts["failed"], seconds=time.perf_counter() - t0)
 
 
-# ---------------------------------------------------------------------------------- routers
-class _ThresholdRouter:
-    """Stand-in for ``trimpomdp.controller.StepRouter`` when the policy package is absent."""
-
-    def __init__(self, k: float) -> None:
-        self.k = k
-        self.n = 0
-
-    def reset(self) -> None:
-        self.n = 0
-
-    def decide(self, score: float, tokens: int, step: int, final: bool = False) -> Any:
-        from types import SimpleNamespace
-
-        act = RouteAction.REGENERATE if score < self.k else RouteAction.CONTINUE
-        self.n += int(act)
-        return SimpleNamespace(action=act, belief=None, q=None,
-                               reason=f"score {score:.3g} {'<' if act else '>='} k={self.k:g}")
-
-
-def router_factory(spec: str, model: Any = None) -> Callable[[], Router]:
-    """A factory of fresh per-problem routers for a policy spec (``thr:K``, ``weak``, ``strong``,
-    ``pomdp:FILE``, ...), via ``trimpomdp.policies.spec.make_router`` when it is available."""
-    try:
-        from trimpomdp.policies.spec import make_router
-    except ImportError:
-        make_router = None
-    if make_router is not None:
-        import copy
-
-        proto = make_router(spec, model)  # built (and a POMDP solved) once, up front
-        # a shallow copy shares the solved policy; reset() gives each problem its own state
-        return lambda: copy.copy(proto)
-    s = spec.strip().lower()
-    if s in ("weak", "strong"):
-        k = 0.0 if s == "weak" else 1.1  # 'strong' regenerates every step, score 1.0 included
-        return lambda: _ThresholdRouter(k)
-    if s.startswith("thr:"):
-        try:
-            k = float(s[4:])
-        except ValueError:
-            k = float("nan")
-        if not (0.0 <= k <= 1.0):
-            raise InputError(f"policy 'thr:K' needs K in [0, 1]. Got {spec!r} instead.",
-                             field="policy")
-        return lambda: _ThresholdRouter(k)
-    raise InputError(f"policy must be 'weak', 'strong' or 'thr:K' (trimpomdp.policies.spec is not "
-                     f"installed, so other specs are unavailable). Got {spec!r} instead.",
-                     field="policy")
+__all__ = ["LoopConfig", "RunStats", "failure_record", "router_factory", "run_problems",
+           "solve_problem"]

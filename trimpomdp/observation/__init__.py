@@ -1,16 +1,26 @@
-"""Class-conditional observation models P(o | c) for the TRIM POMDP."""
-from trimpomdp.observation.base import BaseObservationModel
-from trimpomdp.observation.binned import (
-    BinnedObservationModel,
-    bin_centres,
-    bin_index,
-    load_observation_model,
-)
-from trimpomdp.observation.features import observation_at, observation_sequence
-from trimpomdp.observation.em import LatentClassObservationModel
-from trimpomdp.observation.kde import ReflectedKDEObservationModel
+"""Class-conditional observation models P(o | c) for the TRIM POMDP (names load lazily)."""
+from __future__ import annotations
 
-__all__ = ["BaseObservationModel", "BinnedObservationModel", "LatentClassObservationModel",
-           "ReflectedKDEObservationModel",
-           "bin_centres", "bin_index", "load_observation_model", "observation_at",
-           "observation_sequence"]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "BaseObservationModel": "trimpomdp.observation.base",
+    "BinnedObservationModel": "trimpomdp.observation.binned",
+    "ReflectedKDEObservationModel": "trimpomdp.observation.kde",
+    "LatentClassObservationModel": "trimpomdp.observation.em",
+    "bin_centres": "trimpomdp.observation.grid", "bin_index": "trimpomdp.observation.grid",
+    "grid_size": "trimpomdp.observation.grid",
+    "load_observation_model": "trimpomdp.observation.io",
+    "observation_model_from_dict": "trimpomdp.observation.io",
+    "observation_at": "trimpomdp.observation.features",
+    "observation_sequence": "trimpomdp.observation.features",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trimpomdp.observation' has no attribute {name!r}")

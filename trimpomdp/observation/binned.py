@@ -9,26 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from trimpomdp._io import check_envelope, envelope, read_json, write_json
+from trimpomdp._io import envelope, read_json, write_json
 from trimpomdp._validate import nonneg_float, stochastic_rows, warn_if_smoothing_dominates
 from trimpomdp.errors import InputError
-from trimpomdp.observation.base import N_CLASSES, BaseObservationModel, check_X, check_y, grid_size
+from trimpomdp.observation.base import N_CLASSES, BaseObservationModel, check_X, check_y
+from trimpomdp.observation.grid import bin_centres, bin_index, grid_size
 
 RELEASE_STATE_KEYS = ("S0_correct", "S1_unrecoverable", "S2_recoverable")
-
-
-def bin_index(X: np.ndarray, bin_size: float) -> np.ndarray:
-    """Flat bin index of each observation: row-major over (min_prev bin, current bin)."""
-    k = grid_size(bin_size)
-    ij = np.clip(np.floor(X / bin_size + 1e-12).astype(int), 0, k - 1)
-    return ij[:, 0] * k + ij[:, 1]
-
-
-def bin_centres(bin_size: float) -> np.ndarray:
-    """Centres of the bins in flat order, shape (n_bins, 2)."""
-    k = grid_size(bin_size)
-    c = (np.arange(k) + 0.5) * bin_size
-    return np.stack(np.meshgrid(c, c, indexing="ij"), axis=-1).reshape(-1, 2)
 
 
 class _BinnedDensity:
@@ -47,7 +34,7 @@ class _BinnedDensity:
         return self._log_dens[:, bin_index(X, self.bin_size)].T
 
 
-class BinnedObservationModel(_BinnedDensity, BaseObservationModel):
+class BinnedObservationModel(_BinnedDensity, BaseObservationModel, method="binned"):
     """Histogram of observations per class with additive (Laplace) smoothing.
 
     Parameters
@@ -145,28 +132,9 @@ class BinnedObservationModel(_BinnedDensity, BaseObservationModel):
     def save(self, path: str | os.PathLike[str]) -> None:
         write_json(path, self.to_dict())
 
-
-def load_observation_model(path: str | os.PathLike[str]) -> BaseObservationModel:
-    """Load a model saved by ``save`` (binned or KDE) or a release observation JSON."""
-    doc = read_json(path)
-    if isinstance(doc, dict) and "states" in doc and "kind" not in doc:
-        return BinnedObservationModel.from_release_json(path)
-    return observation_model_from_dict(doc, path)
+    @classmethod
+    def _from_dict(cls, doc: dict[str, Any], path: Any = "<model>") -> BinnedObservationModel:
+        return cls.from_probs(doc["probs"], doc["bin_size"], path=path)
 
 
-def observation_model_from_dict(doc: Any, path: str | os.PathLike[str] = "<model>"
-                                ) -> BaseObservationModel:
-    """Rebuild a model from :meth:`to_dict` output."""
-    doc = check_envelope(doc, "observation_model", path)
-    method = doc.get("method")
-    try:
-        if method == "binned":
-            return BinnedObservationModel.from_probs(doc["probs"], doc["bin_size"], path=path)
-        if method == "kde":
-            from trimpomdp.observation.kde import ReflectedKDEObservationModel
-
-            return ReflectedKDEObservationModel._from_dict(doc)
-    except KeyError as exc:
-        raise InputError("missing required field", path=path, field=str(exc.args[0])) from None
-    raise InputError(f"method must be 'binned' or 'kde'. Got {method!r} instead.", path=path,
-                     field="method")
+__all__ = ["RELEASE_STATE_KEYS", "BinnedObservationModel", "bin_centres", "bin_index"]

@@ -30,9 +30,10 @@ from trimpomdp.errors import InputError
 from trimpomdp.observation.base import N_CLASSES, BaseObservationModel, check_X, grid_size
 from trimpomdp.observation.binned import BinnedObservationModel, _BinnedDensity, bin_index
 from trimpomdp.observation.features import observation_sequence
+from trimpomdp.pomdp.dynamics import continue_transition
 
 if TYPE_CHECKING:
-    from trimpomdp.model import TrimModel
+    pass
 
 S0, S1, S2 = 0, 1, 2
 __all__ = ["BANDWIDTH_GRID", "LatentClassObservationModel", "as_sequences", "em_trim_model",
@@ -45,7 +46,7 @@ BANDWIDTH_GRID = (0.0, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05)
 
 def transition_matrix(p: float) -> np.ndarray:
     """A[c, c'] of the uncontrolled chain (continue only): S0 -> S0 | S2, S2 -> S1, S1 -> S1."""
-    return np.array([[p, 0.0, 1.0 - p], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    return continue_transition(p)
 
 
 def outcome_likelihood(y: np.ndarray, epsilon: float) -> np.ndarray:
@@ -414,11 +415,6 @@ class LatentClassObservationModel(_BinnedDensity, BaseObservationModel):
             out[i] = np.stack([gammas[t][j] for t in range(batch.lengths[j])])
         return out
 
-    def to_trim_model(self, base: "TrimModel | None" = None, *, role: str = "weak",
-                      name: str | None = None, source: str | None = None) -> "TrimModel":
-        """A TRIM model: this P(o | c), the fitted accuracy as ``p_<role>``, rest from ``base``."""
-        return em_trim_model(self, base, role=role, name=name, source=source)
-
     def to_dict(self) -> dict[str, Any]:
         """Versioned JSON (loads as a binned model with :func:`load_observation_model`)."""
         self._check_fitted()
@@ -483,32 +479,6 @@ def fit_accuracy(obs_probs: Any, X: Any, y: Any = None, *, learn_epsilon: bool =
             eps = float(np.clip((batch.y[m] * err).sum() / max(err.sum(), 1e-300), 1e-9,
                                 1 - 1e-9))
     return p, eps, np.asarray(hist)
-
-
-def em_trim_model(est: LatentClassObservationModel, base: "TrimModel | None" = None, *,
-                  role: str = "weak", name: str | None = None, source: str | None = None
-                  ) -> "TrimModel":
-    """Turn an EM fit into a :class:`TrimModel` that ``solve`` accepts like the default model.
-
-    The fitted accuracy becomes ``p_weak`` (``role="weak"``) or ``p_strong`` (``role="strong"``,
-    e.g. for traces of the strong model); hazard, reward and the other accuracy come from
-    ``base`` (the bundled default model if None).
-    """
-    from trimpomdp.model import load_model
-
-    est._check_fitted()
-    if role not in ("weak", "strong"):
-        raise InputError(f"role must be 'weak' or 'strong'. Got {role!r} instead.", field="role")
-    base = load_model() if base is None else base
-    prov = {**base.provenance,
-            "observation_model": f"EM on outcome-labelled traces ({source or 'in memory'}; "
-                                 f"{est.n_traces_} traces, {est.n_steps_} steps, m_step="
-                                 f"{est.m_step})",
-            f"p_{role}": f"EM next-step accuracy {est.p_:.6f}",
-            "em_epsilon": est.epsilon_}
-    return base.replace(obs_probs=est.probs_.copy(), bin_size=est.bin_size,
-                        **{f"p_{role}": est.p_}, name=name or f"em:{source or 'traces'}",
-                        provenance=prov)
 
 
 def simulate_outcome_traces(obs_probs: Any, p: float, hazard: Any, n: int, *,

@@ -43,7 +43,7 @@ def _check_class_size(n: int, c: int) -> None:
                       "(bandwidth), not the data.", DataWarning, stacklevel=3)
 
 
-class ReflectedKDEObservationModel(BaseObservationModel):
+class ReflectedKDEObservationModel(BaseObservationModel, method="kde"):
     """Class-conditional reflected Gaussian KDE on [0, 1]^2.
 
     Parameters
@@ -144,7 +144,8 @@ class ReflectedKDEObservationModel(BaseObservationModel):
         write_json(path, self.to_dict())
 
     @classmethod
-    def _from_dict(cls, doc: dict[str, Any]) -> "ReflectedKDEObservationModel":
+    def _from_dict(cls, doc: dict[str, Any], path: Any = "<model>"
+                   ) -> "ReflectedKDEObservationModel":
         m = cls(bandwidth=doc["bandwidth"], max_samples=doc["max_samples"])
         m.data_ = [check_X(d, "data") for d in doc["data"]]
         m.bandwidth_ = np.asarray(doc["bandwidth_"], float)

@@ -1,22 +1,23 @@
-"""Routing policies behind one interface (:class:`trimpomdp.controller.RoutePolicy`).
+"""POMDP policies: the exact TRIM policy, alpha-vector policies and policy sets (by λ).
 
-Light imports only: the torch-based TRIM-Agg / TRIM-Seq live in ``policies.learned`` and load
-torch lazily. Build any policy from a spec string with :func:`trimpomdp.policies.spec.make_router`.
+Routing rules (threshold, POMDP adapter, learned, baselines) live in :mod:`trimpomdp.routing`.
+Names load lazily.
 """
-from trimpomdp.policies.baselines import (
-                                          OracleQueryPolicy,
-                                          QueryLevelPolicy,
-                                          RandomPolicy,
-                                          StrongOnlyPolicy,
-                                          WeakOnlyPolicy,
-)
-from trimpomdp.policies.pomdp_route import PomdpRoutePolicy
-from trimpomdp.policies.threshold import ThresholdPolicy
+from __future__ import annotations
 
-__all__ = ["OracleQueryPolicy", "PomdpRoutePolicy", "QueryLevelPolicy", "RandomPolicy",
-           "StrongOnlyPolicy", "ThresholdPolicy", "WeakOnlyPolicy"]
+import importlib
+from typing import Any
 
-# generic discrete POMDPs (issue 8)
-from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
+_LAZY = {
+    "TrimPolicy": "trimpomdp.policies.trim_policy",
+    "AlphaVectorPolicy": "trimpomdp.policies.alpha_vector",
+    "PolicySet": "trimpomdp.policies.policy_set",
+}
 
-__all__ += ["AlphaVectorPolicy"]
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trimpomdp.policies' has no attribute {name!r}")

@@ -12,8 +12,11 @@ from typing import Any
 
 from trimpomdp._io import check_envelope, envelope, read_json, write_json
 from trimpomdp.errors import InputError
+from trimpomdp.evaluation.simplex import simplex_grid
 from trimpomdp.model import TrimModel
 from trimpomdp.policies.trim_policy import TrimPolicy
+from trimpomdp.pomdp.trim import TrimPOMDP
+from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
 
 INDEX = "policy_set.json"
 
@@ -65,8 +68,6 @@ def solve_sweep(model: TrimModel, lambdas: Iterable[float], *, tol: float = 1e-5
     """Solve the TRIM POMDP for each λ (tqdm progress); ``on_policy`` adds summary columns."""
     from tqdm.auto import tqdm
 
-    from trimpomdp.pomdp.trim import TrimPOMDP
-    from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
 
     lams = sorted(set(float(x) for x in lambdas))
     if not lams:
@@ -92,7 +93,6 @@ def regenerate_share(policy: TrimPolicy, resolution: int = 20) -> float:
     """
     import numpy as np
 
-    from trimpomdp.evaluation.simplex import simplex_grid
 
     grid = simplex_grid(resolution)
     n = policy.model.future_tokens

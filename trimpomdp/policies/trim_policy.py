@@ -23,6 +23,13 @@ KIND = "trim_policy"
 Lines = tuple[np.ndarray, np.ndarray]
 
 
+def lines_to_alphas(u: np.ndarray, v: np.ndarray, action: int, cost: float) -> np.ndarray:
+    """Alpha vectors (K, 3) of lines u + v s, with s = b0 (continue) or 1 − b1 (regenerate)."""
+    if action == CONTINUE:
+        return np.column_stack([u + v, u, u])
+    return np.column_stack([u + v - cost, u - cost, u + v - cost])
+
+
 def model_fingerprint(model: TrimModel) -> str:
     """Short sha256 of the model's parameters (identifies the model a policy was solved for)."""
     d = model.to_dict()
@@ -86,13 +93,11 @@ class TrimPolicy:
 
     def alphas(self, step: int, tokens: float | None = None) -> np.ndarray:
         """Alpha vectors (K, 3) of the value at ``step`` for ``tokens`` (default future tokens)."""
-        from trimpomdp.solvers.finite_horizon import _lines_to_alphas
-
         n = self.model.future_tokens if tokens is None else tokens
         uc, vc = self.continue_lines[step]
         ur, vr = self.regenerate_lines[step]
-        return np.vstack([_lines_to_alphas(uc, vc, CONTINUE, 0.0),
-                          _lines_to_alphas(ur, vr, REGENERATE, self.lam * n)])
+        return np.vstack([lines_to_alphas(uc, vc, CONTINUE, 0.0),
+                          lines_to_alphas(ur, vr, REGENERATE, self.lam * n)])
 
     def q_values_batch(self, step: int, tokens: Any, beliefs: Any, final: Any = False
                        ) -> np.ndarray:

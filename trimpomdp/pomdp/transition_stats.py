@@ -7,8 +7,10 @@ import numpy as np
 from scipy.stats import gaussian_kde
 
 from trimpomdp.errors import InputError
+from trimpomdp.pomdp.dynamics import DEFAULT_MAX_STEPS, hazard_from_pmf
 
-MAX_STEPS = 30
+#: kept for callers of the old name; the one default lives in trimpomdp.pomdp.dynamics
+MAX_STEPS = DEFAULT_MAX_STEPS
 
 
 def next_step_accuracy(correct_steps: Sequence[int], first_error_steps: Sequence[int]) -> float:
@@ -22,21 +24,6 @@ def next_step_accuracy(correct_steps: Sequence[int], first_error_steps: Sequence
     if c.size + e.size == 0 or np.any(c < 1) or np.any(e < 1):
         raise InputError("step counts must be integers >= 1 and not all empty.")
     return float(1.0 - e.size / (c.sum() + e.sum()))
-
-
-def hazard_from_pmf(pmf: Sequence[float], *, min_len: int = 2, max_steps: int = MAX_STEPS
-                    ) -> np.ndarray:
-    """h(k) = P(T = k | T >= k) for k = 0..max_steps from the pmf of T over min_len..max_steps."""
-    p = np.asarray(pmf, dtype=float)
-    if p.shape != (max_steps - min_len + 1,) or np.any(p < 0) or not np.isfinite(p).all():
-        raise InputError(f"pmf must have {max_steps - min_len + 1} non-negative entries. Got "
-                         f"shape {p.shape} instead.", field="pmf")
-    p = p / p.sum()
-    ccdf = p[::-1].cumsum()[::-1]
-    h = np.zeros(max_steps + 1)
-    h[min_len:] = np.divide(p, ccdf, out=np.ones_like(p), where=ccdf > 0)
-    h[max_steps] = 1.0
-    return h
 
 
 def hazard_from_lengths(lengths: Sequence[int], *, method: str = "kde", bandwidth: float = 0.1,

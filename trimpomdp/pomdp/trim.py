@@ -15,8 +15,13 @@ import numpy as np
 from trimpomdp._validate import nonneg_float, prob_vector
 from trimpomdp.errors import InputError
 from trimpomdp.model import TrimModel
-
-CONTINUE, REGENERATE = 0, 1
+from trimpomdp.pomdp.dynamics import (
+    CONTINUE,
+    REGENERATE,
+    continue_transition,
+    regenerate_transition,
+)
+from trimpomdp.pomdp.tabular import TabularPOMDP
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,12 +41,10 @@ class TrimPOMDP:
 
     def transition_matrix(self, action: int) -> np.ndarray:
         """T[c, c'] over (S0, S1, S2) for ``action`` (0 continue, 1 regenerate)."""
-        pw, ps = self.model.p_weak, self.model.p_strong
         if action == CONTINUE:
-            return np.array([[pw, 0.0, 1.0 - pw], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+            return continue_transition(self.model.p_weak)
         if action == REGENERATE:
-            row = [pw * ps, 1.0 - ps, ps * (1.0 - pw)]
-            return np.array([row, [0.0, 1.0, 0.0], row])
+            return regenerate_transition(self.model.p_weak, self.model.p_strong)
         raise InputError(f"action must be 0 (continue) or 1 (regenerate). Got {action!r} instead.",
                          field="action")
 
@@ -79,7 +82,6 @@ class TrimPOMDP:
         regenerate, later steps ``future_tokens``. Export it with ``write_cassandra`` to check
         our solver against SARSOP's ``pomdpsol``.
         """
-        from trimpomdp.pomdp.tabular import TabularPOMDP
 
         m = self.model
         n0 = float(m.future_tokens if tokens is None else tokens)

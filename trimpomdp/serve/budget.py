@@ -2,21 +2,25 @@
 
 ``trim.lambda`` solves the TRIM POMDP exactly at that λ (``FiniteHorizonSolver``, about a second);
 ``trim.strong_token_share`` first finds the λ whose simulated strong-token share meets it
-(:func:`trimpomdp.sim.lambda_for_budget`, seconds to tens of seconds), cached per share. Solves run
+(:func:`trimpomdp.tuning.lambda_for_budget`, seconds to tens of seconds), cached per share. Solves run
 in one worker thread so the event loop keeps serving; concurrent requests for the same λ share one
 solve.
 """
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from trimpomdp.generation.loop import router_factory
+from trimpomdp.model import load_model
+from trimpomdp.pomdp.trim import TrimPOMDP
+from trimpomdp.routing.pomdp import pomdp_factory
+from trimpomdp.routing.spec import PolicySpec
+from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
+from trimpomdp.tuning import lambda_for_budget
 from trimpomdp.serve.validation import Budget
 
 
@@ -55,20 +59,13 @@ class BudgetRouters:
 
     def _load_model(self) -> Any:
         if self._model is None:
-            from trimpomdp.model import load_model
-
             self._model = load_model(self.model_path) if self.model_path else load_model()
         return self._model
 
     def _build_default(self) -> RouterChoice:
-        spec = self.spec.strip()
-        needs_model = spec.lower().startswith(("pomdp", "query", "oracle"))
-        model = self._load_model() if needs_model or self.model_path else None
-        choice = RouterChoice(router_factory(spec, model), spec)
-        from trimpomdp.generation.loop import grade
-
-        grade("0", "0")  # the loop grades every answer: import the grader now, not on request 1
-        return choice
+        spec = PolicySpec.parse(self.spec)
+        model = self._load_model() if spec.uses_model or self.model_path else None
+        return RouterChoice(spec.factory(model), str(spec))
 
     async def start(self) -> RouterChoice:
         """Build the default router (solving a POMDP spec up front)."""
@@ -77,19 +74,12 @@ class BudgetRouters:
         return self._default
 
     def _solve(self, lam: float) -> RouterChoice:
-        from trimpomdp.policies.spec import pomdp_router
-        from trimpomdp.pomdp.trim import TrimPOMDP
-        from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
-
         policy = FiniteHorizonSolver().solve(TrimPOMDP(model=self._load_model(), lam=lam))
-        proto = pomdp_router(policy, belief=self.belief)
         self.n_solves += 1
         name = ("pomdp" if self.belief == "release" else "pomdp-filter") + f":{lam:g}"
-        return RouterChoice(lambda: copy.copy(proto), name, lam=lam)
+        return RouterChoice(pomdp_factory(policy, belief=self.belief), name, lam=lam)
 
     def _lambda_for_share(self, share: float) -> float:
-        from trimpomdp.sim import lambda_for_budget
-
         self.n_share_searches += 1
         return float(lambda_for_budget(self._load_model(), share, belief=self.belief,
                                        n=self.sim_problems))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trimpomdp.policies.trim_policy import TrimPolicy, lines_to_alphas
 from trimpomdp.pomdp.trim import CONTINUE, REGENERATE, TrimPOMDP
 
 _E1 = np.array([0.0, 1.0, 0.0])
@@ -41,13 +42,6 @@ class FiniteHorizonInfo:
     def n_alpha(self) -> int:
         """Total number of alpha vectors (linear pieces) over all steps."""
         return sum(self.pieces_continue) + sum(self.pieces_regenerate)
-
-
-def _lines_to_alphas(u: np.ndarray, v: np.ndarray, action: int, cost: float) -> np.ndarray:
-    """Alpha vectors (K, 3) of lines u + v s, with s = b0 (continue) or 1 − b1 (regenerate)."""
-    if action == CONTINUE:
-        return np.column_stack([u + v, u, u])
-    return np.column_stack([u + v - cost, u - cost, u + v - cost])
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +92,8 @@ class _StepValue:
         self.cont, self.regen, self.cost = cont, regen, cost
 
     def alphas(self) -> np.ndarray:
-        return np.vstack([_lines_to_alphas(self.cont.u, self.cont.v, CONTINUE, 0.0),
-                          _lines_to_alphas(self.regen.u, self.regen.v, REGENERATE, self.cost)])
+        return np.vstack([lines_to_alphas(self.cont.u, self.cont.v, CONTINUE, 0.0),
+                          lines_to_alphas(self.regen.u, self.regen.v, REGENERATE, self.cost)])
 
 
 class _TermSet:
@@ -201,14 +195,12 @@ class FiniteHorizonSolver:
 
     tol: float = 1e-5
 
-    def solve(self, pomdp: TrimPOMDP) -> "TrimPolicy":
+    def solve(self, pomdp: TrimPOMDP) -> TrimPolicy:
         """The optimal policy for every (step, tokens, belief) of ``pomdp``."""
         return self.solve_info(pomdp)[0]
 
-    def solve_info(self, pomdp: TrimPOMDP) -> tuple["TrimPolicy", FiniteHorizonInfo]:
+    def solve_info(self, pomdp: TrimPOMDP) -> tuple[TrimPolicy, FiniteHorizonInfo]:
         """Policy plus :class:`FiniteHorizonInfo` (timing and piece counts)."""
-        from trimpomdp.policies.trim_policy import TrimPolicy
-
         t0 = time.perf_counter()
         m = pomdp.model
         tol = self.tol * m.reward

@@ -1,0 +1,66 @@
+"""How a :class:`~trimpomdp.model.TrimModel` is built from fitted parts: the release's artefacts,
+an EM fit. Kept apart from the model value so that loading a model never imports scikit-learn.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from trimpomdp.data import trim_release
+from trimpomdp.errors import InputError
+from trimpomdp.model import TrimModel, load_model
+from trimpomdp.observation.binned import BinnedObservationModel
+from trimpomdp.observation.em import LatentClassObservationModel
+
+
+def build_release_model(release_dir: str | os.PathLike[str], *,
+                        weak: str = "qwen2.5-1.5b-instruct", strong: str = "qwen2.5-7b-instruct",
+                        obs: str = "math-train") -> TrimModel:
+    """The release's TRIM model for a (weak, strong) pair from its artefacts folder."""
+    d = Path(release_dir)
+    om = BinnedObservationModel.from_release_json(d / f"obs_model_{obs}_bin0.05.json")
+    pw = trim_release.read_step_statistics(d / f"steps_{weak}_math-train.json").next_step_accuracy
+    ps = trim_release.read_step_statistics(d / f"steps_{strong}_math-train.json").next_step_accuracy
+    return TrimModel(
+        obs_probs=om.probs_, bin_size=om.bin_size, p_weak=pw, p_strong=ps,
+        hazard=trim_release.read_hazard(d / "termination_math-train.json", "slm"),
+        name=f"{weak}_to_{strong}_{obs}",
+        provenance={"source": "TRIM code release (github.com/Vansh28Kapoor/TRIM, commit 5ec6323,"
+                              " MIT)", "weak": weak, "strong": strong,
+                    "observation_model": f"obs_model_{obs}_bin0.05.json (ProcessBench, "
+                                         "Qwen2.5-Math-PRM-7B)",
+                    "hazard": "termination_math-train.json slm",
+                    "p_weak/p_strong": "next-step accuracy, release formula on MATH train"})
+
+
+def em_trim_model(est: LatentClassObservationModel, base: TrimModel | None = None, *,
+                  role: str = "weak", name: str | None = None, source: str | None = None
+                  ) -> TrimModel:
+    """Turn an EM fit into a :class:`TrimModel` that ``solve`` accepts like the default model.
+
+    The fitted accuracy becomes ``p_weak`` (``role="weak"``) or ``p_strong`` (``role="strong"``,
+    e.g. for traces of the strong model); hazard, reward and the other accuracy come from
+    ``base`` (the bundled default model if None).
+    """
+    est._check_fitted()
+    if role not in ("weak", "strong"):
+        raise InputError(f"role must be 'weak' or 'strong'. Got {role!r} instead.", field="role")
+    base = load_model() if base is None else base
+    prov = {**base.provenance,
+            "observation_model": f"EM on outcome-labelled traces ({source or 'in memory'}; "
+                                 f"{est.n_traces_} traces, {est.n_steps_} steps, m_step="
+                                 f"{est.m_step})",
+            f"p_{role}": f"EM next-step accuracy {est.p_:.6f}",
+            "em_epsilon": est.epsilon_}
+    return base.replace(obs_probs=est.probs_.copy(), bin_size=est.bin_size,
+                        **{f"p_{role}": est.p_}, name=name or f"em:{source or 'traces'}",
+                        provenance=prov)
+
+
+def observation_model(model: TrimModel) -> BinnedObservationModel:
+    """The model's binned observation model P(o | c) as a fitted estimator."""
+    return BinnedObservationModel.from_probs(model.obs_probs, model.bin_size)
+
+
+__all__ = ["build_release_model", "em_trim_model", "observation_model"]
+

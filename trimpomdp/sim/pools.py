@@ -1,0 +1,150 @@
+"""Per-problem empirical pools of real PRM scores, step tokens and solution lengths."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trimpomdp._io import atomic_write, check_envelope, envelope, read_json
+from trimpomdp.errors import InputError
+from trimpomdp.pomdp.dynamics import DEFAULT_MAX_STEPS
+from trimpomdp.resources import resource_path
+
+if TYPE_CHECKING:
+    from trimpomdp.data.schema import StepTrace
+
+POOLS_KIND = "sim_score_pools"
+POOLS_FILE = "sim/math500_qwen2.5-7b_qwen-prm_pools.json.gz"
+_POOL_NAMES = ("ok", "err", "post", "step_tokens", "lengths")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ScorePools:
+    """Per-problem empirical pools: PRM scores by class, step tokens, solution lengths, outcomes.
+
+    ``values[name]`` concatenates every problem's pool; problem j's pool is
+    ``values[name][offsets[name][j] : offsets[name][j] + counts[name][j]]``.
+    """
+
+    problem_ids: tuple[str, ...]
+    n_correct: np.ndarray
+    n_total: np.ndarray
+    values: dict[str, np.ndarray]
+    offsets: dict[str, np.ndarray]
+    counts: dict[str, np.ndarray]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.problem_ids)
+        if n == 0:
+            raise InputError("pools must hold at least one problem.", field="problem_ids")
+        for name in _POOL_NAMES:
+            if self.offsets[name].shape != (n,) or self.counts[name].shape != (n,):
+                raise InputError(f"pool '{name}' must have one offset and count per problem.",
+                                 field=name)
+        if np.any(self.counts["lengths"] == 0) or np.any(self.counts["step_tokens"] == 0):
+            raise InputError("every problem needs at least one solution length and step.",
+                             field="lengths")
+
+    @property
+    def n_problems(self) -> int:
+        """Number of problems."""
+        return len(self.problem_ids)
+
+    @classmethod
+    def from_traces(cls, traces: Sequence[StepTrace], *, error_threshold: float = 0.35,
+                    max_steps: int = DEFAULT_MAX_STEPS) -> ScorePools:
+        """Pools from scored solutions grouped by problem (``problem_id`` before '#')."""
+        groups: dict[str, list[Any]] = {}
+        for tr in traces:
+            if tr.correct is None or tr.tokens is None:
+                raise InputError("every trace needs 'correct' and 'tokens' to build pools.",
+                                 field="correct")
+            groups.setdefault(tr.problem_id.split("#")[0], []).append(tr)
+        ids = tuple(sorted(groups))
+        pools: dict[str, list[list[float]]] = {k: [] for k in _POOL_NAMES}
+        n_corr, n_tot = [], []
+        for pid in ids:
+            ok, err, post, tok, lens = [], [], [], [], []
+            for tr in groups[pid]:
+                s = list(tr.scores)
+                lens.append(min(len(s), max_steps))
+                tok.extend(tr.tokens[:max_steps])
+                if tr.correct:
+                    ok.extend(s)
+                else:
+                    low = [i for i, v in enumerate(s) if v < error_threshold]
+                    e = low[0] if low else int(np.argmin(s))
+                    ok.extend(s[:e])
+                    err.append(s[e])
+                    post.extend(s[e + 1:])
+            for k, v in zip(_POOL_NAMES, (ok, err, post, tok, lens)):
+                pools[k].append(v)
+            n_corr.append(sum(bool(tr.correct) for tr in groups[pid]))
+            n_tot.append(len(groups[pid]))
+        values, offsets, counts = {}, {}, {}
+        for k in _POOL_NAMES:
+            cnt = np.array([len(v) for v in pools[k]], dtype=np.int64)
+            counts[k] = cnt
+            offsets[k] = np.concatenate([[0], np.cumsum(cnt)[:-1]]).astype(np.int64)
+            flat = [x for v in pools[k] for x in v]
+            values[k] = np.asarray(flat, dtype=float if k in ("ok", "err", "post") else np.int64)
+        return cls(problem_ids=ids, n_correct=np.asarray(n_corr), n_total=np.asarray(n_tot),
+                   values=values, offsets=offsets, counts=counts,
+                   provenance={"error_threshold": error_threshold, "n_solutions": len(traces)})
+
+    def draw(self, name: str, problems: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Draw from each problem's pool with uniforms ``u`` (shape (n, m)); empty pools fall back
+        to the pool of all problems."""
+        vals, off, cnt = self.values[name], self.offsets[name][problems], self.counts[name][problems]
+        idx = off[:, None] + np.minimum((u * np.maximum(cnt, 1)[:, None]).astype(np.int64),
+                                        np.maximum(cnt, 1)[:, None] - 1)
+        glob = (u * len(vals)).astype(np.int64).clip(0, len(vals) - 1)
+        return vals[np.where(cnt[:, None] > 0, idx, glob)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Versioned JSON-ready form (scores rounded to 1e-4)."""
+        pools = {}
+        for k in _POOL_NAMES:
+            v = self.values[k]
+            pools[k] = {"values": (np.round(v, 4).tolist() if v.dtype.kind == "f" else v.tolist()),
+                        "counts": self.counts[k].tolist()}
+        return envelope(POOLS_KIND, {"problem_ids": list(self.problem_ids),
+                                     "n_correct": self.n_correct.tolist(),
+                                     "n_total": self.n_total.tolist(), "pools": pools,
+                                     "provenance": self.provenance})
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write as gzipped JSON (atomically)."""
+        with atomic_write(path, "wb") as fh:
+            fh.write(gzip.compress(json.dumps(self.to_dict()).encode(), mtime=0))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> ScorePools:
+        """Read pools; ``None`` reads the bundled MATH-500 pools."""
+
+        if path is None:
+            path = resource_path("data", POOLS_FILE)
+        doc = check_envelope(read_json(path), POOLS_KIND, path)
+        try:
+            values, offsets, counts = {}, {}, {}
+            for k in _POOL_NAMES:
+                cnt = np.asarray(doc["pools"][k]["counts"], dtype=np.int64)
+                counts[k] = cnt
+                offsets[k] = np.concatenate([[0], np.cumsum(cnt)[:-1]]).astype(np.int64)
+                dt = float if k in ("ok", "err", "post") else np.int64
+                values[k] = np.asarray(doc["pools"][k]["values"], dtype=dt)
+            return cls(problem_ids=tuple(doc["problem_ids"]),
+                       n_correct=np.asarray(doc["n_correct"]), n_total=np.asarray(doc["n_total"]),
+                       values=values, offsets=offsets, counts=counts,
+                       provenance=dict(doc.get("provenance", {})))
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"malformed pools file ({exc})", path=path) from None
+
+
+__all__ = ["POOLS_FILE", "POOLS_KIND", "ScorePools"]
