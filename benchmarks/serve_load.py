@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     stub = server = None
     if a.upstreams:
-        REAL = {"max_tokens": a.max_tokens, "trim": {"max_steps": a.max_steps}}
+        REAL = {"trim": {"max_steps": a.max_steps, "max_step_tokens": a.max_tokens}}
     a.out = a.out or str(ROOT / "benchmarks" / "results" / (
         "serve_load_real.json" if a.upstreams else "serve_load.json"))
     try:
