@@ -17,6 +17,7 @@ from trimpomdp.data import (
 from trimpomdp.errors import InputError
 
 
+@pytest.mark.filterwarnings("ignore::trimpomdp.errors.DataWarning")  # trace "b" has no tokens
 def test_trace_round_trip(tmp_path):
     trs = [StepTrace(problem_id="a", scores=(0.9, 0.2, 0.8), tokens=(10, 20, 30), first_error=1,
                      correct=False),
