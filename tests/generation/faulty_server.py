@@ -11,13 +11,16 @@ import json
 import re
 import threading
 import time
+import zlib
 from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
 class FaultyState:
-    def __init__(self, n_steps: int = 3, tag: str = "weak", delay: float = 0.0) -> None:
+    def __init__(self, n_steps: int = 3, tag: str = "weak", delay: float = 0.0,
+                 varied: bool = False) -> None:
+        self.varied = varied
         self.n_steps = n_steps
         self.tag = tag
         self.delay = delay
@@ -100,7 +103,13 @@ class _Handler(BaseHTTPRequestHandler):
             steps = content.split("<extra_0>")[:-1]
             if len(steps) > 6:  # pretend the PRM's context only holds 6 steps
                 return self._send(400, {"error": {"message": "maximum context length exceeded"}})
-            rows = [[0.9, 0.1] if "bad" in s else [0.1, 0.9] for s in steps]
+            if self.state.varied:  # scores that vary by problem: a hash of the prefix so far
+                head = json.dumps(body["messages"][:-1])  # the question lives there
+                ps = [0.05 + 0.9 * (zlib.crc32((head + "<extra_0>".join(steps[:i + 1]))
+                                               .encode()) % 1000) / 999 for i in range(len(steps))]
+                rows = [[1.0 - p, p] for p in ps]
+            else:
+                rows = [[0.9, 0.1] if "bad" in s else [0.1, 0.9] for s in steps]
             return self._send(200, {"data": [{"index": 0, "data": rows}]})
         if self.path in ("/v1/completions", "/v1/chat/completions"):
             prompt = body.get("prompt") or body["messages"][-1]["content"]

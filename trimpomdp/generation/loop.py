@@ -8,6 +8,7 @@ fail after their retries becomes a ``failed`` record with the reason, and the ru
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -178,6 +179,18 @@ def failure_record(problem: Problem, exc: BaseException, seconds: float) -> dict
 
 
 # ---------------------------------------------------------------------------------- many problems
+def _takes_info(factory: Callable[..., Any]) -> bool:
+    """Whether a router factory accepts the problem's ``info`` (RouterFactory and wrappers do)."""
+    if isinstance(factory, RouterFactory):
+        return True
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+               for p in params)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunStats:
     """What one call of :func:`run_problems` did."""
@@ -209,6 +222,7 @@ async def run_problems(problems: Sequence[Problem], *, weak: GenerationBackend,
         raise InputError(f"problem ids must be unique. Got {dup!r} twice.")
     done = runlog.finished_ids
     todo = [p for p in problems if p.problem_id not in done]
+    keyed = router_factory is not None and _takes_info(router_factory)
     sem = asyncio.Semaphore(concurrency)
     counts = {"ok": 0, "failed": 0}
     t0 = time.perf_counter()
@@ -219,8 +233,8 @@ async def run_problems(problems: Sequence[Problem], *, weak: GenerationBackend,
             try:
                 router = None
                 if router_factory is not None:
-                    router = router_factory({"key": problem.problem_id}) if isinstance(
-                        router_factory, RouterFactory) else router_factory()
+                    router = router_factory({"key": problem.problem_id}) if keyed \
+                        else router_factory()
                 rec = await solve_problem(problem, weak, strong, prm, router, config)
             except asyncio.CancelledError:
                 raise
