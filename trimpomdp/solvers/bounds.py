@@ -18,6 +18,7 @@ import scipy.sparse.linalg as spla
 from trimpomdp._validate import nonneg_float
 from trimpomdp.errors import InputError
 from trimpomdp.pomdp.tabular import TabularPOMDP
+from trimpomdp.solvers import _kernels
 
 if TYPE_CHECKING:
     from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
@@ -69,6 +70,14 @@ class PreparedPOMDP:
             self.zero_value &= (np.asarray(diag) >= 1.0 - 1e-12) & (self.R[a] == 0)
         # TO[a] stacks T[a] * O[a][:, o] for every o: (nO * S, S); used by FIB.
         self._TO: list | None = None
+        self._stack: _kernels.CSRStack | None = None
+
+    @property
+    def stack(self) -> _kernels.CSRStack:
+        """T (CSR, stacked) and O as the successor kernel takes them (built on first use)."""
+        if self._stack is None:
+            self._stack = _kernels.CSRStack(self.T, self.Tt, self.O)
+        return self._stack
 
     def prior(self, b: np.ndarray, a: int) -> np.ndarray:
         """Predicted next-state distribution b @ T[a]."""
@@ -79,10 +88,13 @@ class PreparedPOMDP:
 
         ``J[a, o] / P[a, o]`` is the belief after doing a and seeing o.
         """
-        J = np.empty((self.A, self.nO, self.S))
-        for a in range(self.A):
-            J[a] = (self.Tt[a] @ b)[None, :] * self.O[a].T
-        return J.sum(axis=2), J
+        P, J, _ = _kernels.successors(self.stack, b)
+        return P, J
+
+    def successors_into(self, b: np.ndarray, out: np.ndarray,
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`successors` writing J into ``out`` (A, nO, S); also returns the support."""
+        return _kernels.successors(self.stack, b, out)
 
     def stacked_TO(self) -> list:
         """[(nO * S, S)] per action: rows (o, s) hold T[a][s, :] * O[a][:, o]."""
@@ -224,14 +236,33 @@ class SawtoothUpperBound:
         self.c = np.empty(0)
         self._built = 0
         self._main: tuple | None = None
+        # the points as growing CSR buffers, for the native kernel
+        self._ptr = np.zeros(1024, dtype=np.int64)
+        self._bidx = np.empty(4096, dtype=np.int64)
+        self._bval = np.empty(4096)
+        self._binv = np.empty(4096)
+        self._piv: tuple[np.ndarray, np.ndarray, int] | None = None
 
     def __len__(self) -> int:
         return len(self._idx)
 
     def add(self, b: np.ndarray, value: float) -> int:
         """Add the point (b, value); returns its key (for :meth:`update`)."""
+        if b.shape != self.corner.shape:
+            raise ValueError(f"a sawtooth point must have {self.corner.shape[0]} entries")
         idx = np.flatnonzero(b > 0)
         val = b[idx]
+        n, lo = len(self._idx), int(self._ptr[len(self._idx)])
+        if n + 2 > self._ptr.shape[0]:
+            self._ptr = np.concatenate([self._ptr, np.zeros_like(self._ptr)])
+        while lo + idx.size > self._bidx.shape[0]:
+            self._bidx = np.concatenate([self._bidx, np.empty_like(self._bidx)])
+            self._bval = np.concatenate([self._bval, np.empty_like(self._bval)])
+            self._binv = np.concatenate([self._binv, np.empty_like(self._binv)])
+        self._bidx[lo:lo + idx.size] = idx
+        self._bval[lo:lo + idx.size] = val
+        self._binv[lo:lo + idx.size] = 1.0 / val
+        self._ptr[n + 1] = lo + idx.size
         self._idx.append(idx)
         self._val.append(val)
         self.v = np.append(self.v, value)
@@ -273,8 +304,15 @@ class SawtoothUpperBound:
     def values(self, B: np.ndarray) -> np.ndarray:
         """Upper bound at each row of ``B`` (M, S) (dense beliefs)."""
         B = np.atleast_2d(B)
-        base = B @ self.corner
         n = len(self._idx)
+        if _kernels.backend() == "native":
+            nnz = int(self._ptr[n])
+            ptr, bidx = self._ptr[:n + 1], self._bidx[:nnz]
+            if self._piv is None or n - self._piv[2] > max(32, self._piv[2] // 8):
+                self._piv = (*_kernels.pivots(ptr, bidx, self.corner.shape[0]), n)
+            return _kernels.sawtooth(B, self.corner, ptr, bidx, self._bval[:nnz],
+                                     self.v - self.c, *self._piv, inv=self._binv[:nnz])
+        base = B @ self.corner
         if n == 0:
             return base
         gain = self.v - self.c  # < 0 for useful points

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from trimpomdp._validate import nonneg_float
 from trimpomdp.errors import InputError
 from trimpomdp.pomdp.tabular import TabularPOMDP
+from trimpomdp.solvers import _kernels
 from trimpomdp.solvers.bounds import (
     PreparedPOMDP,
     SawtoothUpperBound,
@@ -41,35 +42,65 @@ class AlphaSet:
 
     Each vector remembers the vectors its backup used (one per observation), so that pruning
     can keep them: the "action of the best vector" policy then provably earns at least the
-    lower bound (V_Γ ≤ T^π V_Γ), instead of only at the tree's beliefs.
+    lower bound (V_Γ ≤ T^π V_Γ), instead of only at the tree's beliefs. Vectors live in a
+    buffer grown by doubling, so adding one does not copy the set.
     """
 
     def __init__(self, alphas: np.ndarray, actions: np.ndarray) -> None:
-        self.G = np.array(alphas, dtype=float)
+        G = np.array(alphas, dtype=float)
+        self._buf = np.empty((max(16, 2 * G.shape[0]), G.shape[1]))
+        self._n = G.shape[0]
+        self._buf[:self._n] = G
         self.a = np.array(actions, dtype=np.int64)
-        self.ids = np.arange(self.G.shape[0], dtype=np.int64)
+        self.ids = np.arange(self._n, dtype=np.int64)
         self.refs: dict[int, np.ndarray] = {int(i): np.array([i]) for i in self.ids}
         self.alias: dict[int, int] = {}
-        self.next_id = int(self.G.shape[0])
+        self.next_id = int(self._n)
+
+    @property
+    def G(self) -> np.ndarray:
+        """The vectors (k, S) (a view of the buffer)."""
+        return self._buf[:self._n]
 
     def __len__(self) -> int:
-        return self.G.shape[0]
+        return self._n
+
+    def _compact(self, keep: np.ndarray) -> None:
+        m = int(keep.sum())
+        self._buf[:m] = self._buf[:self._n][keep]
+        self._n = m
+        self.a = self.a[keep]
+        self.ids = self.ids[keep]
 
     def add(self, alpha: np.ndarray, action: int, refs: np.ndarray) -> None:
         """Add ``alpha`` (backed up from the vectors ``refs``), removing those it dominates."""
         new_id = self.next_id
         self.next_id += 1
-        dom = np.all(self.G <= alpha + 1e-12, axis=1)
-        if dom.any():
-            for r in self.ids[dom]:
-                self.alias[int(r)] = new_id
-            self.G = self.G[~dom]
-            self.a = self.a[~dom]
-            self.ids = self.ids[~dom]
-        self.G = np.vstack([self.G, alpha[None, :]])
+        holes = np.flatnonzero(_kernels.dominated(self.G, alpha, 1e-12))
+        for r in self.ids[holes]:
+            self.alias[int(r)] = new_id
+        self.refs[new_id] = np.asarray(refs, dtype=np.int64)
+        if holes.size:  # the new vector takes the first hole; the last rows fill the others
+            k0 = int(holes[0])
+            self._buf[k0] = alpha
+            self.a[k0] = action
+            self.ids[k0] = new_id
+            for k in holes[:0:-1]:
+                last = self._n - 1
+                if k != last:
+                    self._buf[k] = self._buf[last]
+                    self.a[k] = self.a[last]
+                    self.ids[k] = self.ids[last]
+                self._n -= 1
+            self.a = self.a[:self._n].copy()
+            self.ids = self.ids[:self._n].copy()
+            return
+        if self._n == self._buf.shape[0]:
+            self._buf = np.concatenate([self._buf, np.empty_like(self._buf)])
+        self._buf[self._n] = alpha
+        self._n += 1
         self.a = np.append(self.a, action)
         self.ids = np.append(self.ids, new_id)
-        self.refs[new_id] = np.asarray(refs, dtype=np.int64)
 
     def _resolve(self, r: int) -> int:
         while r in self.alias:
@@ -90,9 +121,7 @@ class AlphaSet:
                     stack.append(int(self.ids[k]))
         for i in self.ids[~keep]:
             self.refs.pop(int(i), None)
-        self.G = self.G[keep]
-        self.a = self.a[keep]
-        self.ids = self.ids[keep]
+        self._compact(keep)
 
 
 class _Tree:
@@ -110,19 +139,24 @@ class _Tree:
         self.Qub: list[np.ndarray | None] = []
         self.ukey: list[int] = []
 
-    def add_many(self, B: np.ndarray, lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
-        """Add the rows of ``B`` as nodes; returns their ids."""
+    def add_many(self, B: np.ndarray, lb: np.ndarray, ub: np.ndarray,
+                 support: np.ndarray | None = None) -> np.ndarray:
+        """Add the rows of ``B`` as nodes (non-zero only in ``support``); returns their ids."""
         n0, m = len(self.idx), B.shape[0]
         while n0 + m > self.lb.shape[0]:
             self.lb = np.concatenate([self.lb, np.empty_like(self.lb)])
             self.ub = np.concatenate([self.ub, np.empty_like(self.ub)])
         self.lb[n0:n0 + m] = lb
         self.ub[n0:n0 + m] = ub
-        rows, cols = np.nonzero(B > 0)
-        cuts = np.searchsorted(rows, np.arange(1, m))
+        if support is None:
+            rows, cols = np.nonzero(B > 0)
+        else:
+            rows, c = np.nonzero(B[:, support] > 0)
+            cols = support[c]
+        cuts = np.searchsorted(rows, np.arange(m + 1)).tolist()
         vals = B[rows, cols]
-        self.idx.extend(np.split(cols, cuts))
-        self.val.extend(np.split(vals, cuts))
+        self.idx.extend([cols[cuts[k]:cuts[k + 1]] for k in range(m)])
+        self.val.extend([vals[cuts[k]:cuts[k + 1]] for k in range(m)])
         self.kids.extend([None] * m)
         self.P.extend([None] * m)
         self.Rb.extend([None] * m)
@@ -193,6 +227,8 @@ class SARSOPSolver:
         Qup = fib_values(K, tol=1e-6 * max(1.0, float(np.abs(K.R).max())),
                          max_seconds=budget)
         self._K, self._S = K, S
+        self._J = np.empty((A, K.nO, S))
+        self._supp = np.arange(S)
         self.G = AlphaSet(blind_alphas(K, max_seconds=budget), np.arange(A))
         self.U = SawtoothUpperBound(Qup.max(axis=0))
         tree = _Tree()
@@ -252,8 +288,11 @@ class SARSOPSolver:
 
     # ------------------------------------------------------------------------------------------
     def _children(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """P (A, O), mask of P > P_MIN, unnormalised successors J (A, O, S) and R·b (A,)."""
-        P, J = self._K.successors(b)
+        """P (A, O), mask of P > P_MIN, unnormalised successors J (A, O, S) and R·b (A,).
+
+        J lives in a scratch buffer that the next call overwrites; ``self._supp`` is its support.
+        """
+        P, J, self._supp = self._K.successors_into(b, self._J)
         return P, P > P_MIN, J, self._K.R @ b
 
     def _expand(self, tree: _Tree, i: int) -> None:
@@ -261,9 +300,9 @@ class SARSOPSolver:
         P, mask, J, Rb = self._children(b)
         kids = np.full(P.shape, -1, dtype=np.int64)
         Bk = J[mask] / P[mask][:, None]
-        lbk = (Bk @ self.G.G.T).max(axis=1)
+        lbk = _kernels.best_alpha(Bk, self.G.G, self._supp)[1]
         ubk = Bk @ self.U.corner  # refined by sawtooth lazily, for actions that may be best
-        kids[mask] = tree.add_many(Bk, lbk, np.maximum(ubk, lbk))
+        kids[mask] = tree.add_many(Bk, lbk, np.maximum(ubk, lbk), self._supp)
         tree.kids[i] = kids
         tree.P[i] = P
         tree.Rb[i] = Rb
@@ -287,9 +326,8 @@ class SARSOPSolver:
         P, mask, J, Rb = self._children(b)
         A, nO = P.shape
         Gm = self.G.G
-        scores = Gm @ J.reshape(A * nO, -1).T          # (N, A*O): p(o) * alpha · b'
-        best = scores.argmax(axis=0)
-        bestv = scores[best, np.arange(A * nO)].reshape(A, nO)
+        best, bestv = _kernels.best_alpha(J.reshape(A * nO, -1), Gm, self._supp)
+        bestv = bestv.reshape(A, nO)
         qlb = Rb + g * bestv.sum(axis=1)
         a = int(qlb.argmax())
         sel = best.reshape(A, nO)[a]
@@ -400,27 +438,30 @@ class SARSOPSolver:
 
     def _prune(self, tree: _Tree, root: int) -> None:
         """Drop alpha vectors best at no tree belief reachable under non-suboptimal actions."""
+        n = len(tree)
+        expanded = np.fromiter((k is not None for k in tree.kids), dtype=bool, count=n)
+        visited = np.zeros(n, dtype=bool)
+        visited[root] = True
         seen = [root]
         stack = [root]
-        visited = {root}
         while stack:
             i = stack.pop()
             kids = tree.kids[i]
             if kids is None:
                 continue
-            Qub = tree.Qub[i]
-            for a in np.flatnonzero(Qub >= tree.lb[i] - 1e-12):
-                for k in kids[a]:
-                    k = int(k)
-                    if k >= 0 and k not in visited and tree.kids[k] is not None:
-                        visited.add(k)
-                        seen.append(k)
-                        stack.append(k)
+            ks = kids[tree.Qub[i] >= tree.lb[i] - 1e-12].ravel()
+            ks = ks[ks >= 0]
+            ks = np.unique(ks[expanded[ks] & ~visited[ks]])
+            if ks.size:
+                visited[ks] = True
+                new = ks.tolist()
+                seen.extend(new)
+                stack.extend(new)
         rows = np.concatenate([np.full(len(tree.idx[i]), n) for n, i in enumerate(seen)])
         cols = np.concatenate([tree.idx[i] for i in seen])
         vals = np.concatenate([tree.val[i] for i in seen])
         B = sp.csr_matrix((vals, (rows, cols)), shape=(len(seen), self._S))
-        V = np.asarray(B @ self.G.G.T)
+        best, _ = _kernels.best_alpha_csr(B, self.G.G)
         keep = np.zeros(len(self.G), bool)
-        keep[np.unique(V.argmax(axis=1))] = True
+        keep[np.unique(best)] = True
         self.G.keep(keep)
