@@ -106,7 +106,22 @@ def _two_weak(t):
     return [str(make_run(t, "w1", "weak")), str(make_run(t, "w2", "weak"))]
 
 
+def _strong_without_tokens(t):
+    free = _log({**OK, "problem_id": "p1", "strong_tokens": 0}).replace('"strong_tokens": 10',
+                                                                         '"strong_tokens": 0')
+    return [str(make_run(t, "w", "weak")), str(make_run(t, "s", "strong", log=free))]
+
+
+def _strong_equals_weak(t):
+    return [str(make_run(t, "w", "weak", log=_log({**OK, "problem_id": "p1", "strong_tokens": 0})
+                         .replace('"strong_tokens": 10', '"strong_tokens": 0'))),
+            str(make_run(t, "s", "strong"))]
+
+
 RUN_CASES = [
+    ("strong-run-without-strong-tokens", _strong_without_tokens,
+     ["s: field 'strong_tokens'", "must exceed"]),
+    ("strong-accuracy-equals-weak", _strong_equals_weak, ["s: field 'strong_accuracy'"]),
     ("run-missing", _runs_missing, ["nope", "run log not found"]),
     ("run-is-a-file", _runs_file, ["afile", "Got a file instead"]),
     ("run-without-log", _runs_no_log, ["runlog.jsonl", "run log not found"]),

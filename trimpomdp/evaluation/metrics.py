@@ -27,7 +27,7 @@ class CurvePoint:
     n: int | None = None
 
     def __post_init__(self) -> None:
-        if not (0.0 <= self.accuracy <= 1.0) or not (self.strong_tokens >= 0.0):
+        if not (0.0 <= self.accuracy <= 1.0) or not (0.0 <= self.strong_tokens < math.inf):
             raise InputError(f"a curve point needs accuracy in [0, 1] and strong_tokens >= 0. "
                              f"Got ({self.accuracy!r}, {self.strong_tokens!r}) instead.",
                              field="accuracy")
@@ -45,6 +45,15 @@ class References:
     oracle_tokens: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("weak_accuracy", "strong_accuracy", "oracle_accuracy"):
+            v = getattr(self, name)
+            if v is not None and not (0.0 <= v <= 1.0):  # also rejects NaN
+                raise InputError(f"{name} must be in [0, 1]. Got {v!r} instead.", field=name)
+        for name in ("weak_tokens", "strong_tokens", "oracle_tokens"):
+            v = getattr(self, name)
+            if v is not None and not (0.0 <= v < math.inf):
+                raise InputError(f"{name} must be a finite number >= 0. Got {v!r} instead.",
+                                 field=name)
         if not self.strong_tokens > self.weak_tokens:
             raise InputError(f"strong_tokens must exceed weak_tokens. Got {self.strong_tokens!r} "
                              f"and {self.weak_tokens!r} instead.", field="strong_tokens")
@@ -89,8 +98,8 @@ def cpt(points: Sequence[CurvePoint], x: float, ref: References) -> float | None
 
 def ibc_summary(points: Sequence[CurvePoint], ref: References) -> dict[str, Any]:
     """ΔIBC pointwise (list), ``mean`` over the curve and at the ``best`` point (labelled)."""
-    vals = [(p, delta_ibc(p, ref)) for p in points]
-    vals = [(p, v) for p, v in vals if v is not None]
+    raw = [(p, delta_ibc(p, ref)) for p in points]
+    vals = [(p, float(v)) for p, v in raw if v is not None]
     if not vals:
         return {"pointwise": [], "mean": None, "best": None, "best_param": None}
     best = max(vals, key=lambda pv: pv[1])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from trimpomdp._io import read_json
-from trimpomdp.errors import InputError
+from trimpomdp.errors import InputError, located
 from trimpomdp.evaluation.curves import family, sort_points, spec_param
 from trimpomdp.evaluation.metrics import CurvePoint, References, metrics_row
 
@@ -54,7 +54,9 @@ def evaluate_runs(run_dirs: Sequence[str | os.PathLike[str]]
     """Curves per policy family, references (if weak and strong runs exist), metric rows and
     per-run summaries."""
     curves: dict[str, list[CurvePoint]] = {}
-    summaries, refs = [], {}
+    summaries: list[dict] = []
+    refs: dict[str, CurvePoint] = {}
+    ref_dirs: dict[str, str | os.PathLike[str]] = {}
     seen: dict[str, str] = {}
     for d in run_dirs:
         key = os.path.realpath(d)
@@ -68,13 +70,15 @@ def evaluate_runs(run_dirs: Sequence[str | os.PathLike[str]]
                              "unique)", path=d)
         if spec in ("weak", "strong"):
             refs[spec] = point
+            ref_dirs[spec] = d
         else:
             curves.setdefault(family(spec), []).append(point)
     ref = None
     if "weak" in refs and "strong" in refs:
-        ref = References(weak_accuracy=refs["weak"].accuracy,
-                         strong_accuracy=refs["strong"].accuracy,
-                         strong_tokens=refs["strong"].strong_tokens,
-                         weak_tokens=refs["weak"].strong_tokens)
+        with located(ref_dirs["strong"]):  # e.g. a strong run that spent no strong tokens
+            ref = References(weak_accuracy=refs["weak"].accuracy,
+                             strong_accuracy=refs["strong"].accuracy,
+                             strong_tokens=refs["strong"].strong_tokens,
+                             weak_tokens=refs["weak"].strong_tokens)
     rows = [] if ref is None else [metrics_row(k, sort_points(v), ref) for k, v in curves.items()]
     return curves, ref, rows, summaries
