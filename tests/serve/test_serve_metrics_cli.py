@@ -84,7 +84,9 @@ def _args(*argv: str) -> argparse.Namespace:
     (["--weak", "http://x", "--policy", "weak", "--port", "70000"], "port"),
     (["--weak", "http://x", "--policy", "weak", "--upstream-concurrency", "0"],
      "upstream_concurrency"),
-    (["--weak", "http://x", "--policy", "weak", "--max-steps", "31"], "max_steps"),
+    (["--weak", "http://x", "--policy", "weak", "--max-steps", "0"], "max_steps"),
+    (["--weak", "http://x", "--policy", "weak", "--task", "nope"], "task"),
+    (["--weak", "http://x", "--policy", "oracle"], "policy"),
 ])
 def test_cli_rejects_bad_settings_before_binding(argv, field):
     from trimpomdp.cli import serve

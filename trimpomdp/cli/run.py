@@ -20,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prm", metavar="URL|self", help="vLLM /pooling PRM server URL, or 'self' to "
                    "score steps by the strong model's log-probabilities")
     p.add_argument("--dataset", default="math500", help="'math500' or a problems JSONL path")
+    p.add_argument("--task", default="math", metavar="NAME|FILE.toml", help="task profile: "
+                   "math (the release's), general, thinking, or a profile file (docs/serve.md)")
     p.add_argument("--policy", metavar="SPEC", help="required; e.g. thr:0.3, pomdp:FILE|λ, "
                    "pomdp-filter:FILE|λ, agg:CKPT, seq:CKPT, query:K, random:P, weak, strong")
     p.add_argument("--model", metavar="FILE", help="TRIM model file for belief policies")
@@ -28,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=8, help="problems in flight (default 8)")
     p.add_argument("--server-concurrency", type=int, help="requests in flight per server "
                    "(default: --concurrency)")
-    p.add_argument("--max-steps", type=int, default=30, help="most steps per solution")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="most steps per solution (default: the task profile's, 30 for math)")
     p.add_argument("--max-step-tokens", type=int, default=2048, help="most tokens per step")
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
     p.add_argument("--top-p", type=float, default=0.8, help="nucleus sampling mass")
@@ -74,10 +77,15 @@ def run(args: argparse.Namespace) -> int:
     for name in ("weak", "policy", "out"):
         if not getattr(args, name):
             raise InputError(f"--{name} is required (or {name} = ... in --config).", field=name)
+    from trimpomdp.tasks import load_profile
+
+    max_steps = args.max_steps if args.max_steps is not None else \
+        load_profile(args.task).max_steps
     cfg = LiveRunConfig(
         weak_url=args.weak, strong_url=args.strong, prm=args.prm, policy=args.policy,
-        model=args.model, dataset=args.dataset, limit=args.limit, concurrency=args.concurrency,
-        server_concurrency=args.server_concurrency or args.concurrency, max_steps=args.max_steps,
+        model=args.model, dataset=args.dataset, task=args.task, limit=args.limit,
+        concurrency=args.concurrency,
+        server_concurrency=args.server_concurrency or args.concurrency, max_steps=max_steps,
         max_step_tokens=args.max_step_tokens, temperature=args.temperature, top_p=args.top_p,
         top_k=args.top_k, seed=args.seed, weak_tokenizer=args.weak_tokenizer,
         strong_tokenizer=args.strong_tokenizer, api=args.api, timeout=args.timeout,

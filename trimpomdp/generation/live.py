@@ -46,6 +46,8 @@ class LiveRunConfig:
     policy: str = "weak"
     model: str | None = None
     dataset: str = "math500"
+    #: task profile: a built-in name (math, general, thinking) or a profile .toml file
+    task: str = "math"
     limit: int | None = None
     concurrency: int = 8
     server_concurrency: int = 8
@@ -72,8 +74,14 @@ class LiveRunConfig:
             raise InputError(f"The 'concurrency' parameter must be an int >= 1. Got "
                              f"{self.concurrency!r} instead.", field="concurrency")
         self.upstream_settings()  # URLs, api, timeout, retries, server_concurrency
+        self.profile()
         check_policy(self.policy, strong=bool(self.strong_url), prm=bool(self.prm))
         self.loop_config()  # max_steps, max_step_tokens, temperature, top_p, top_k
+
+    def profile(self) -> Any:
+        from trimpomdp.tasks import load_profile
+
+        return load_profile(self.task)
 
     def upstream_settings(self) -> UpstreamSettings:
         return UpstreamSettings(
@@ -109,20 +117,24 @@ async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *
     loop_cfg = cfg.loop_config()
     check_horizon(factory, loop_cfg.max_steps, cfg.policy)
     problems = list(problems)[: cfg.limit] if cfg.limit else list(problems)
-    up = build_upstreams(cfg.upstream_settings())
+    profile = cfg.profile()
+    up = build_upstreams(cfg.upstream_settings(), profile)
     try:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"cannot create the run folder ({exc.strerror})", path=out,
                              field="out") from None
+        _check_task(out, cfg.task)  # folders from before task profiles were "math"
         check_run_config(out, dataclasses.asdict(cfg), RESUME_KEYS)
         with RunLog(out / RUNLOG_NAME) as log:
             if retry_failed:
                 log.drop_failed()
             await up.check(setup=False)
+            from trimpomdp.tasks.apply import RegradingLog
+
             stats = await run_problems(problems, weak=up.weak, strong=up.strong, prm=up.prm,
-                                       router_factory=factory, runlog=log,
+                                       router_factory=factory, runlog=RegradingLog(log, profile),
                                        concurrency=cfg.concurrency, config=loop_cfg,
                                        on_record=on_record)
             summary = summarize(log.records)
@@ -132,3 +144,19 @@ async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *
     summary["policy"] = cfg.policy
     write_json(out / SUMMARY_NAME, summary)
     return summary
+
+
+def _check_task(out: Path, task: str) -> None:
+    import json
+
+    path = out / "run.json"
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8")).get("task", "math")
+    except (OSError, ValueError, AttributeError):
+        return  # check_run_config reports an unreadable run.json
+    if old != task:
+        raise InputError(f"this run folder was started with task={old!r}; resuming with "
+                         f"task={task!r} would mix two runs. Use a new --out folder or the same "
+                         "settings.", path=path, field="task")

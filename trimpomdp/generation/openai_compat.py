@@ -44,13 +44,16 @@ class OpenAICompletionsBackend:
 
     def __init__(self, base_url: str, *, name: str = "model", model: str | None = None,
                  tokenizer: Any = None, api: str = "auto", concurrency: int = 8,
-                 retry: RetryPolicy | None = None, api_key: str | None = None) -> None:
+                 retry: RetryPolicy | None = None, api_key: str | None = None,
+                 chat_template_kwargs: dict[str, Any] | None = None) -> None:
         if api not in _APIS:
             raise InputError(f"The 'api' parameter of OpenAICompletionsBackend must be one of "
                              f"{_APIS}. Got {api!r} instead.")
         self.name = name
         self.model = model
         self.api = api
+        #: passed to the chat template (e.g. {"enable_thinking": False}); vLLM's extension
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self._tokenizer = tokenizer
         self.http = JSONClient(base_url, concurrency=concurrency, retry=retry, api_key=api_key)
         self._setup_lock = asyncio.Lock()
@@ -89,7 +92,7 @@ class OpenAICompletionsBackend:
 
     def render(self, messages: Sequence[Message]) -> str:
         """The exact prompt text sent to ``/v1/completions``."""
-        return render_continuation(self._tokenizer, messages)
+        return render_continuation(self._tokenizer, messages, **self.chat_template_kwargs)
 
     def _sampling_body(self, stop: Sequence[str], sampling: SamplingParams) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "max_tokens": sampling.max_tokens,
@@ -123,6 +126,8 @@ class OpenAICompletionsBackend:
         else:
             body.update(messages=[dict(m) for m in messages], add_generation_prompt=False,
                         continue_final_message=True)
+            if self.chat_template_kwargs:
+                body["chat_template_kwargs"] = self.chat_template_kwargs
             if logprobs:
                 body["logprobs"] = True
             doc = await self.http.post("/v1/chat/completions", body)

@@ -40,14 +40,17 @@ def prm_messages(question: str, steps: Sequence[str]) -> list[dict[str, str]]:
             {"role": "assistant", "content": body}]
 
 
-def render_continuation(tokenizer: Any, messages: Sequence[Message]) -> str:
+def render_continuation(tokenizer: Any, messages: Sequence[Message],
+                        **template_kwargs: Any) -> str:
     """Render ``messages`` with the tokenizer's chat template, leaving the last message open.
 
     Uses ``continue_final_message`` and then restores any trailing whitespace of the final message
     that a template may strip, so the model continues exactly after ``"\\n\\n"``.
+    ``template_kwargs`` (e.g. ``enable_thinking``) go to the template.
     """
     text = tokenizer.apply_chat_template(list(messages), tokenize=False,
-                                         add_generation_prompt=False, continue_final_message=True)
+                                         add_generation_prompt=False, continue_final_message=True,
+                                         **template_kwargs)
     final = messages[-1]["content"]
     stripped = final.rstrip()
     if not text.endswith(final) and text.endswith(stripped):

@@ -238,14 +238,20 @@ class Upstreams:
                     pass
 
 
-def build_upstreams(s: UpstreamSettings) -> Upstreams:
-    """Clients for the weak/strong servers and the PRM (needs httpx: ``trimpomdp[live]``)."""
+def build_upstreams(s: UpstreamSettings, profile: Any = None) -> Upstreams:
+    """Clients for the weak/strong servers and the PRM (needs httpx: ``trimpomdp[live]``).
+
+    ``profile`` (a :class:`~trimpomdp.tasks.TaskProfile`) puts the generators in its format;
+    None or the release's ``math`` profile leaves the release's prompts untouched.
+    """
     from trimpomdp.generation._http import RetryPolicy
     from trimpomdp.generation.openai_compat import OpenAICompletionsBackend
 
     retry = RetryPolicy(retries=s.retries, timeout=s.timeout)
     kw: dict[str, Any] = {"api": s.api, "concurrency": s.concurrency, "retry": retry,
-                          "api_key": s.api_key}
+                          "api_key": s.api_key,
+                          "chat_template_kwargs": dict(profile.chat_template_kwargs)
+                          if profile is not None else None}
     weak = GuardedBackend(OpenAICompletionsBackend(s.weak_url, name="weak",
                                                    tokenizer=s.weak_tokenizer, **kw), "weak")
     strong = None if not s.strong_url else GuardedBackend(OpenAICompletionsBackend(
@@ -262,6 +268,12 @@ def build_upstreams(s: UpstreamSettings) -> Upstreams:
 
         prm = GuardedPRM(VLLMPoolingPRM(s.prm, concurrency=s.concurrency, retry=retry,
                                         api_key=s.api_key), f"at {s.prm.rstrip('/')}")
+    if profile is not None:
+        from trimpomdp.tasks.apply import ProfileBackend, is_release
+
+        if not is_release(profile):
+            weak = ProfileBackend(weak, profile)
+            strong = None if strong is None else ProfileBackend(strong, profile)
     return Upstreams(weak, strong, prm)
 
 

@@ -31,7 +31,13 @@ from trimpomdp.errors import BackendError, InputError, TrimpomdpError
 from trimpomdp.generation.loop import LoopConfig, solve_problem
 from trimpomdp.generation.prompting import STEP_SEPARATOR
 from trimpomdp.generation.protocols import SamplingParams
-from trimpomdp.generation.wiring import GuardedRouter, RoutingError, Upstreams, build_upstreams
+from trimpomdp.generation.wiring import (
+    GuardedRouter,
+    RoutingError,
+    Upstreams,
+    build_upstreams,
+    check_horizon,
+)
 from trimpomdp.serve.budget import BudgetRouters, RouterChoice
 from trimpomdp.serve.config import ServeConfig
 from trimpomdp.serve.errors import APIError, json_response
@@ -89,6 +95,7 @@ class TrimServer:
         self.routers = BudgetRouters(config.policy, config.model, cache_size=config.policy_cache,
                                      sim_problems=config.budget_sim_problems)
         self.upstreams: Upstreams | None = None
+        self.profile = config.profile()
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
         self.started = time.time()
@@ -126,11 +133,14 @@ class TrimServer:
         """Check the port, connect the upstream clients, build the default router, bind."""
         c = self.config
         check_port_free(c.host, c.port)
-        self.upstreams = build_upstreams(c.upstream_settings())
+        self.profile = c.profile()
+        self.upstreams = build_upstreams(c.upstream_settings(), self.profile)
         try:
             if c.check_upstream:
                 await self.upstreams.check()
             await self.routers.start()
+            default = await self.routers.choose(None)
+            check_horizon(default.factory, c.max_steps, c.policy)
             self.runner = web.AppRunner(self.app(), handler_cancellation=True,
                                         shutdown_timeout=c.shutdown_timeout, access_log=None)
             await self.runner.setup()
@@ -170,6 +180,7 @@ class TrimServer:
         c = self.config
         return json_response({"object": "list", "data": [
             model_card(c.served_model_name, int(self.started), c.policy)]})
+
 
     async def model(self, request: web.Request) -> web.Response:
         """``GET /v1/models/{id}``: the served name, or a budget name (``<name>-lambda-0.25``)."""
@@ -275,7 +286,8 @@ class TrimServer:
 
         async def run(i: int, tap: StepTap | None) -> Answer:
             session = AnswerSession(index=i, conversation=req.conversation, seed=req.seed,
-                                    remaining=req.max_tokens, stops=req.stop, tap=tap)
+                                    remaining=req.max_tokens, stops=req.stop, tap=tap,
+                                    separator=self.profile.step_separator)
             ts = time.perf_counter()
             rec = await self._run_loop(req, choice, cfg, session, request_id(request))
             loop_s[i] = time.perf_counter() - ts
@@ -284,12 +296,12 @@ class TrimServer:
         if not req.stream:
             answers = await run_all(req.n, run)
             resp: web.StreamResponse = json_response(
-                full_response(req, rid, created, answers, choice))
+                full_response(req, rid, created, answers, choice, self.profile.name))
             status = 200
         else:
             resp, status, answers = await stream_answers(
-                request, req, rid, created, run, lambda a: trim_info(req, a, choice),
-                keepalive=self.config.sse_keepalive)
+                request, req, rid, created, run, lambda a: trim_info(req, a, choice, self.profile.name),
+                keepalive=self.config.sse_keepalive, separator=self.profile.step_separator)
         if answers:
             self.metrics.observe("trim_server_overhead_seconds",
                                  max(0.0, time.perf_counter() - t0 - max(loop_s)))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from trimpomdp.errors import InputError
 from trimpomdp.generation.wiring import UpstreamSettings, check_policy
@@ -24,6 +25,8 @@ class ServeConfig:
     prm_url: str | None = None
     policy: str = "thr:0.5"
     model: str | None = None
+    #: task profile: math (the release's), general, thinking, or a profile .toml file
+    task: str = "math"
     served_model_name: str = "trimpomdp"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -71,10 +74,12 @@ class ServeConfig:
                 not (0 <= self.port <= 65535):
             raise InputError(f"The 'port' parameter must be an int in [0, 65535]. Got "
                              f"{self.port!r} instead.", field="port")
+        self.profile()
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or \
-                not (1 <= self.max_steps <= 30):
-            raise InputError(f"The 'max_steps' parameter must be an int in [1, 30]. Got "
-                             f"{self.max_steps!r} instead.", field="max_steps")
+                self.max_steps < 1:
+            raise InputError(f"The 'max_steps' parameter must be an int >= 1 (and within the "
+                             f"policy's horizon). Got {self.max_steps!r} instead.",
+                             field="max_steps")
         for name in ("shutdown_timeout", "sse_keepalive"):
             v = getattr(self, name)
             if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v)
@@ -98,6 +103,12 @@ class ServeConfig:
                            max_tokens=self.max_step_tokens)
         except InputError as exc:
             raise InputError(exc.reason, field="sampling") from None
+
+    def profile(self) -> Any:
+        """The task profile (:mod:`trimpomdp.tasks`)."""
+        from trimpomdp.tasks import load_profile
+
+        return load_profile(self.task)
 
     def upstream_settings(self) -> UpstreamSettings:
         """The shared live-wiring value (:mod:`trimpomdp.generation.wiring`)."""

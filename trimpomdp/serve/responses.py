@@ -21,7 +21,7 @@ class Answer:
 
     @property
     def text(self) -> str:
-        return answer_text(self.record, self.session.stops)[0]
+        return answer_text(self.record, self.session.stops, self.session.separator)[0]
 
     @property
     def finish(self) -> str:
@@ -51,11 +51,11 @@ def _summary(rec: dict[str, Any], trace: bool) -> dict[str, Any]:
     return info
 
 
-def trim_info(req: GenerationRequest, answers: list[Answer], choice: RouterChoice
-              ) -> dict[str, Any]:
+def trim_info(req: GenerationRequest, answers: list[Answer], choice: RouterChoice,
+              task: str = "math") -> dict[str, Any]:
     """The ``trim`` object: which policy answered, and per answer steps, timing (and trace)."""
     info: dict[str, Any] = {"policy": choice.policy, "lambda": choice.lam,
-                            "strong_token_share": choice.strong_token_share}
+                            "strong_token_share": choice.strong_token_share, "task": task}
     if len(answers) == 1:
         info.update(_summary(answers[0].record, req.trace))
     else:
@@ -68,7 +68,7 @@ def trim_info(req: GenerationRequest, answers: list[Answer], choice: RouterChoic
 
 
 def full_response(req: GenerationRequest, rid: str, created: int, answers: list[Answer],
-                  choice: RouterChoice) -> dict[str, Any]:
+                  choice: RouterChoice, task: str = "math") -> dict[str, Any]:
     choices = []
     for i, a in enumerate(answers):
         if req.endpoint == "chat":
@@ -81,7 +81,7 @@ def full_response(req: GenerationRequest, rid: str, created: int, answers: list[
     obj = "chat.completion" if req.endpoint == "chat" else "text_completion"
     return {"id": rid, "object": obj, "created": created, "model": req.model,
             "system_fingerprint": None, "choices": choices, "usage": usage(answers),
-            "trim": trim_info(req, answers, choice)}
+            "trim": trim_info(req, answers, choice, task)}
 
 
 def chunk(req: GenerationRequest, rid: str, created: int, index: int = 0, *,
@@ -103,8 +103,9 @@ def chunk(req: GenerationRequest, rid: str, created: int, index: int = 0, *,
             "system_fingerprint": None, "choices": [ch]}
 
 
-def step_chunk(req: GenerationRequest, rid: str, created: int, ev: StepEvent) -> dict[str, Any]:
-    text = ev.text if ev.index == 0 else "\n\n" + ev.text
+def step_chunk(req: GenerationRequest, rid: str, created: int, ev: StepEvent,
+               separator: str = "\n\n") -> dict[str, Any]:
+    text = ev.text if ev.index == 0 else separator + ev.text
     out = chunk(req, rid, created, ev.choice, text=text)
     out["trim"] = {"step": ev.index, "source": ev.source, "tokens": ev.tokens}
     return out

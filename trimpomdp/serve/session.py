@@ -71,6 +71,8 @@ class AnswerSession:
     remaining: int | None = None
     step_cap: int | None = None
     stops: tuple[str, ...] = ()
+    #: joins the steps of the answer (the task profile's step separator)
+    separator: str = STEP_SEPARATOR
     tap: StepTap | None = None
     calls: dict[str, int] = field(default_factory=lambda: {"weak": 0, "strong": 0})
     last: dict[str, StepOutput] = field(default_factory=dict)
@@ -150,9 +152,10 @@ class SessionBackend:
         """The shared client stays open (the server closes it on shutdown)."""
 
 
-def answer_text(record: dict[str, Any], stops: Sequence[str]) -> tuple[str, bool]:
+def answer_text(record: dict[str, Any], stops: Sequence[str],
+                separator: str = STEP_SEPARATOR) -> tuple[str, bool]:
     """The answer of a loop record: its non-empty steps joined, cut at the first stop string."""
-    text = STEP_SEPARATOR.join(s["text"] for s in record["steps"] if s["text"])
+    text = separator.join(s["text"] for s in record["steps"] if s["text"])
     return truncate_at_stops(text, stops)
 
 

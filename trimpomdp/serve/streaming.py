@@ -59,7 +59,8 @@ async def run_all(n: int, run: Callable[[int, StepTap | None], Awaitable[Answer]
 async def stream_answers(request: web.Request, req: GenerationRequest, rid: str, created: int,
                          run: Callable[[int, StepTap | None], Awaitable[Answer]],
                          trim_info: Callable[[list[Answer]], dict[str, Any]], *,
-                         keepalive: float) -> tuple[web.StreamResponse, int, list[Answer]]:
+                         keepalive: float, separator: str = "\n\n"
+                         ) -> tuple[web.StreamResponse, int, list[Answer]]:
     """Stream ``req.n`` answers; returns the response, the status to count and the answers."""
     queue: asyncio.Queue[StepEvent] = asyncio.Queue()
     taps = [StepTap(queue, i) for i in range(req.n)]
@@ -93,14 +94,14 @@ async def stream_answers(request: web.Request, req: GenerationRequest, rid: str,
                 g = getter
                 if g in done:
                     getter = None
-                    await send(step_chunk(req, rid, created, g.result()))
+                    await send(step_chunk(req, rid, created, g.result(), separator))
                 for t in done:
                     if t is not g and t in pending:
                         pending.discard(t)
                         if t.exception() is not None:
                             raise t.exception()  # type: ignore[misc]
             while not queue.empty():
-                await send(step_chunk(req, rid, created, queue.get_nowait()))
+                await send(step_chunk(req, rid, created, queue.get_nowait(), separator))
             answers = [t.result() for t in tasks]
         except (asyncio.CancelledError, ConnectionResetError):
             raise
@@ -118,7 +119,7 @@ async def stream_answers(request: web.Request, req: GenerationRequest, rid: str,
             return resp, err.status, []
         for i, a in enumerate(answers):
             for ev in taps[i].finish(a.record):
-                await send(step_chunk(req, rid, created, ev))
+                await send(step_chunk(req, rid, created, ev, separator))
         for i, a in enumerate(answers):
             final = chunk(req, rid, created, i, finish=a.finish)
             if i == len(answers) - 1:
