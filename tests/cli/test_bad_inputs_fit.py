@@ -128,6 +128,7 @@ OUT_CASES = [
     ("out-name-too-long", lambda t: t / ("m" * 300 + ".json"), ["field 'out'", "at most"]),
     ("out-trailing-slash", lambda t: str(t / "newdir") + "/", ["field 'out'"]),
     ("out-empty", lambda t: "", ["field 'out'"]),
+    ("out-is-the-input", lambda t: t / "data.jsonl", ["field 'out'", "overwrite the input"]),
 ]
 
 

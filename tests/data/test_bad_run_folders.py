@@ -169,3 +169,12 @@ def test_runlog_binary_and_directory(tmp_path):
         read_runlog(d)
     with pytest.raises(InputError, match="folder, not a file"):
         RunLog(d / RUNLOG_NAME)
+
+
+def test_non_finite_numbers_in_a_record_become_null_and_are_listed(tmp_path):
+    with RunLog(tmp_path / RUNLOG_NAME) as log:
+        log.append({"problem_id": "a", "status": "ok",
+                    "steps": [{"q": [0.5, float("nan")]}], "score": float("inf")})
+    (rec,) = read_runlog(tmp_path)
+    assert rec["steps"][0]["q"] == [0.5, None] and rec["score"] is None
+    assert rec["non_finite_fields"] == ["steps[0].q[1]", "score"]

@@ -29,13 +29,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Reject bad options and an unwritable --out before reading any data."""
+    from pathlib import Path
+
     from trimpomdp._validate import check_number, check_output_path
+    from trimpomdp.errors import InputError
     from trimpomdp.observation.binned import grid_size
 
     check_number(args.bin_size, "--bin-size", lo=0, hi=1, lo_open=True, field="bin_size")
     grid_size(args.bin_size)
     check_number(args.alpha, "--alpha", lo=0, field="alpha")
-    check_output_path(args.out)
+    out = check_output_path(args.out)
+    if out.resolve() == Path(args.data).resolve():
+        raise InputError("--out would overwrite the input data", path=out, field="out")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -254,7 +254,12 @@ class RunLog:
         pid = record.get("problem_id")
         if pid in self._ids:
             raise InputError(f"problem {pid!r} already has a record in the run log", path=self.path)
-        line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=_jsonable)
+        try:
+            line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=_jsonable)
+        except ValueError:  # NaN/inf somewhere: keep the record, as valid JSON, and say where
+            fixed, where = _finite_copy(json.loads(json.dumps(record, default=_jsonable)))
+            record = {**fixed, "non_finite_fields": where}
+            line = json.dumps(record, ensure_ascii=False, allow_nan=False)
         self._fh.write(line + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
@@ -339,6 +344,22 @@ def parse_record(raw: bytes | str, path: str | os.PathLike[str], line: int) -> d
         for k, v in timing.items():
             check_number(v, f"timing.{k}", path=path, line=line, lo=0)
     return obj
+
+
+def _finite_copy(obj: Any, prefix: str = "") -> tuple[Any, list[str]]:
+    """``obj`` with every NaN/inf replaced by None, and the fields where that happened."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None, [prefix or "value"]
+    if isinstance(obj, dict):
+        out, where = {}, []
+        for k, v in obj.items():
+            out[k], w = _finite_copy(v, f"{prefix}.{k}" if prefix else str(k))
+            where += w
+        return out, where
+    if isinstance(obj, list):
+        items = [_finite_copy(v, f"{prefix}[{i}]") for i, v in enumerate(obj)]
+        return [v for v, _ in items], [f for _, w in items for f in w]
+    return obj, []
 
 
 def _jsonable(obj: Any) -> Any:
