@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from trimpomdp._io import iter_jsonl, read_json
 from trimpomdp.errors import InputError
 from trimpomdp.pomdp.transition_stats import MAX_STEPS, next_step_accuracy
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True, slots=True)
