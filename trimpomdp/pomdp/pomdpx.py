@@ -436,8 +436,9 @@ class _Reader:
             var, _, parents, arr = self.table(fn, {"action": {""}, "state": {"prev"}},
                                               "ValueTable")
             if var.kind != "reward":
-                raise self.err(f"<Var> of a <Func> must be the RewardVar. Got "
-                               f"{var.names[0]!r} instead.", fn.find("Var"))
+                vel = self.need(fn, "Var")
+                raise self.err(f"<Var> of a <Func> must be the RewardVar. Got {vel.text!r} "
+                               "instead.", vel)
             for a in range(self.avar.size):
                 R[a] += self._gather(arr, parents, a, D)
         return R
@@ -451,7 +452,7 @@ class _Reader:
             if var.kind != "state" or role != "prev" or parents:
                 raise self.err("each <CondProb> of <InitialStateBelief> must give a previous "
                                "state variable with <Parent>null</Parent>. Got "
-                               f"{var.names[0]!r} instead.", cp)
+                               f"{self.need(cp, 'Var').text!r} instead.", cp)
             k = self._pos(var)
             if abs(arr.sum() - 1.0) > 1e-6:
                 raise self.err(f"the start distribution of {var.names[0]!r} must sum to 1 "
