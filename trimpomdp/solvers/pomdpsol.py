@@ -77,7 +77,8 @@ class PomdpsolRun:
     """One pomdpsol run: final bounds, its own reported time, trials, backups, alpha vectors.
 
     ``seconds`` is the solver's reported time (CPU, without reading the model); ``cpu`` is the
-    child process's total user + system CPU time, reading included.
+    child process's total user + system CPU time, reading included. ``converged``: pomdpsol
+    reported "target precision reached" (its printed bounds are rounded to 6 digits).
     """
 
     lower: float
@@ -87,6 +88,7 @@ class PomdpsolRun:
     backups: int
     n_alpha: int
     cpu: float
+    converged: bool = False
     policy_file: str | None = None
     stdout: str = ""
 
@@ -125,6 +127,7 @@ def run_pomdpsol(model_file: str | os.PathLike[str], *, timeout: float = 20.0,
         return PomdpsolRun(lower=float(row.group(4)), upper=float(row.group(5)),
                            seconds=float(row.group(1)), trials=int(row.group(2)),
                            backups=int(row.group(3)), n_alpha=_alphas(proc.stdout), cpu=cpu,
+                           converged="target precision reached" in proc.stdout,
                            policy_file=str(out) if output is not None else None,
                            stdout=proc.stdout)
 
@@ -173,7 +176,7 @@ class PomdpsolSolver:
         info = SolveInfo(seconds=run.seconds, iterations=run.trials, backups=run.backups,
                          n_alpha=len(actions), lower=run.lower, upper=run.upper,
                          gap_trace=((run.seconds, run.lower, run.upper),), solver="pomdpsol",
-                         converged=run.upper - run.lower <= self.precision,
+                         converged=run.converged,
                          extra={"cpu": run.cpu})
         if not (math.isfinite(run.lower) and math.isfinite(run.upper)):
             raise SolverError(f"pomdpsol returned non-finite bounds {run.lower}, {run.upper}")
