@@ -185,7 +185,10 @@ def test_fit_warns_when_smoothing_dominates(tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     data.write_text(_traces(GOOD))
     assert main(["fit", "--data", str(data), "--out", str(tmp_path / "m.json")]) == 0
-    err = capsys.readouterr().err
+    cap = capsys.readouterr()
+    err = cap.err
+    share = json.loads(cap.out)["smoothing_share"]
+    assert set(share) == {"S0", "S1", "S2"} and all(v > 0.9 for v in share.values())
     assert err.startswith("trimpomdp fit: warning: smoothing alpha=1 over 400 bins")
     assert len(err.strip().splitlines()) == 1
 

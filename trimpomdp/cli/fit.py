@@ -85,6 +85,11 @@ def _run(args: argparse.Namespace) -> int:
     else:
         est.save(args.out)
     counts = [int((data.y == c).sum()) for c in range(3)]
-    print(json.dumps({"out": args.out, "method": args.method, "n": len(data),
-                      "per_class": dict(zip(["S0", "S1", "S2"], counts))}))
+    summary = {"out": args.out, "method": args.method, "n": len(data),
+               "per_class": dict(zip(["S0", "S1", "S2"], counts))}
+    if args.method == "binned":  # how much of each class's mass is the additive prior
+        prior = args.alpha * round(1 / args.bin_size) ** 2
+        summary["smoothing_share"] = {f"S{c}": round(prior / (n + prior), 4) if n + prior else 0.0
+                                      for c, n in enumerate(counts)}
+    print(json.dumps(summary))
     return 0

@@ -7,12 +7,12 @@ Loads either a checkpoint with its own modelling code (the real Qwen2.5-Math-PRM
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trimpomdp._io import read_json
 from trimpomdp.errors import BackendError, InputError
 from trimpomdp.generation.prompting import PRM_STEP_MARKER, prm_messages, render_chat
 
@@ -27,7 +27,7 @@ class HFLocalPRM:
     def __init__(self, model_path: str | os.PathLike[str], *, device: str = "cpu",
                  max_length: int = 4096, trust_remote_code: bool = False) -> None:
         self.model_path = Path(model_path)
-        if not (self.model_path / "config.json").exists():
+        if not (self.model_path / "config.json").is_file():
             raise InputError("not a model folder (config.json missing)", path=self.model_path)
         self.device = device
         self.max_length = int(max_length)
@@ -45,7 +45,9 @@ class HFLocalPRM:
         marker = tok.convert_tokens_to_ids(PRM_STEP_MARKER)
         if marker is None or marker == tok.unk_token_id:
             raise InputError(f"the tokenizer has no {PRM_STEP_MARKER} token", path=self.model_path)
-        cfg = json.loads((self.model_path / "config.json").read_text())
+        cfg = read_json(self.model_path / "config.json")
+        if not isinstance(cfg, dict):
+            raise InputError("config.json must be a JSON object", path=self.model_path)
         if "auto_map" in cfg:
             model = AutoModel.from_pretrained(self.model_path, trust_remote_code=True,
                                               torch_dtype=torch.float32).to(self.device).eval()
