@@ -257,3 +257,17 @@ def warn_if_smoothing_dominates(n_per_class: Any, alpha: float, n_bins: int, *,
                       f"where data is thin. Use more data or a smaller {what}.", DataWarning,
                       stacklevel=3)
     return share
+
+
+def check_int_array(values: Any, name: str, *, path: _Path = None, line: int | None = None,
+                    lo: int | None = None, hi: int | None = None) -> np.ndarray:
+    """A 1-D int64 array of whole numbers in [lo, hi]; fractional values (0.5), bools, strings,
+    NaN and nested lists are rejected (``np.asarray(..., dtype=int)`` would truncate them)."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if not isinstance(values, list | tuple):
+        raise InputError(f"{name} must be a list of integers. Got {_brief(values)} instead.",
+                         **_loc(path, line, name))
+    out = [int(check_number(v, f"{name}[{i}]", path=path, line=line, lo=lo, hi=hi, integer=True,
+                            field=name)) for i, v in enumerate(values)]
+    return np.asarray(out, dtype=np.int64)

@@ -271,3 +271,17 @@ def test_check_output_path_suffixes(tmp_path):
 
 def test_reader_case_count():
     assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("values", [[0, 0.5], [0, True], ["1"], [[0]], [float("nan")], [0, 2], 3])
+def test_check_int_array_rejects_what_asarray_would_truncate(values):
+    from trimpomdp._validate import check_int_array
+
+    with pytest.raises(InputError, match=r"field 'actions': actions"):
+        check_int_array(values, "actions", lo=0, hi=1)
+
+
+def test_check_int_array_accepts_whole_numbers():
+    from trimpomdp._validate import check_int_array
+
+    assert check_int_array([0, 1.0, np.int64(1)], "actions", lo=0, hi=1).tolist() == [0, 1, 1]
