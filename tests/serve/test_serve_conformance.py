@@ -90,7 +90,7 @@ def test_stop_ends_the_answer_and_is_sent_upstream(env, client):
 
 
 def test_n_two_gives_two_independent_choices(env, client):
-    _, up = env
+    _, _up = env
     r = client.chat.completions.create(model="trimpomdp", messages=Q, n=2, seed=7)
     assert [c.index for c in r.choices] == [0, 1]
     assert all(c.message.content == GOOD for c in r.choices)

@@ -55,10 +55,10 @@ def test_deeply_nested_json_is_400(env, raw):
 @pytest.mark.parametrize("raw,param", [
     (b'{"model": "trimpomdp", "messages": [{"role": "user", "content": "x \\ud800 y"}]}',
      "messages[0].content"),
-    (b'{"model": "trimpomdp", "messages": [{"role": "user", "content": "q"}], '
-     b'"user": "\\udfff"}', "user"),
-    (b'{"model": "trimpomdp", "messages": [{"role": "user", "content": "q"}], '
-     b'"metadata": {"\\ud83d": 1}}', "metadata."),
+    ((b'{"model": "trimpomdp", "messages": [{"role": "user", "content": "q"}], '
+     b'"user": "\\udfff"}'), "user"),
+    ((b'{"model": "trimpomdp", "messages": [{"role": "user", "content": "q"}], '
+     b'"metadata": {"\\ud83d": 1}}'), "metadata."),
 ])
 def test_lone_surrogates_are_400_naming_the_field(env, raw, param):
     _, _, http = env
@@ -153,7 +153,8 @@ def test_port_in_use_real_process_no_traceback():
         port = s.getsockname()[1]
         p = subprocess.run([sys.executable, "-m", "trimpomdp.cli.main", "serve", "--weak",
                             "http://127.0.0.1:9", "--policy", "weak", "--skip-upstream-check",
-                            "--port", str(port)], capture_output=True, text=True, timeout=120)
+                            "--port", str(port)], capture_output=True, text=True, timeout=120,
+                           check=False)
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
 

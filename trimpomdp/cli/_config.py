@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from trimpomdp.errors import InputError
 
@@ -58,7 +58,7 @@ def _convert(action: argparse.Action, value: Any, path: Path, key: str) -> Any:
         if not isinstance(value, str):
             raise fail("a string or a list of strings")
         try:
-            value = typ(value)
+            value = cast(Any, typ)(value)
         except (ValueError, TypeError) as exc:
             raise fail(f"valid ({exc})") from None
     if action.choices is not None and value not in action.choices:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from trimpomdp._io import write_json
 from trimpomdp.data.problems import Problem
@@ -134,7 +134,8 @@ async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *
             from trimpomdp.tasks.apply import RegradingLog
 
             stats = await run_problems(problems, weak=up.weak, strong=up.strong, prm=up.prm,
-                                       router_factory=factory, runlog=RegradingLog(log, profile),
+                                       router_factory=factory,
+                                       runlog=cast(Any, RegradingLog(log, profile)),
                                        concurrency=cfg.concurrency, config=loop_cfg,
                                        on_record=on_record)
             summary = summarize(log.records)

@@ -252,9 +252,9 @@ def build_upstreams(s: UpstreamSettings, profile: Any = None) -> Upstreams:
                           "api_key": s.api_key,
                           "chat_template_kwargs": dict(profile.chat_template_kwargs)
                           if profile is not None else None}
-    weak = GuardedBackend(OpenAICompletionsBackend(s.weak_url, name="weak",
+    weak: Any = GuardedBackend(OpenAICompletionsBackend(s.weak_url, name="weak",
                                                    tokenizer=s.weak_tokenizer, **kw), "weak")
-    strong = None if not s.strong_url else GuardedBackend(OpenAICompletionsBackend(
+    strong: Any = None if not s.strong_url else GuardedBackend(OpenAICompletionsBackend(
         s.strong_url, name="strong", tokenizer=s.strong_tokenizer, **kw), "strong")
     prm: Any = None
     if s.prm == "self":
@@ -309,7 +309,19 @@ def check_horizon(factory: Callable[[], Any], max_steps: int, spec: str) -> None
                          f"max_steps). Got {max_steps} instead.", field="max_steps")
 
 
-__all__ = ["API_CHOICES", "GuardedBackend", "GuardedPRM", "GuardedRouter", "RoutingError",
-           "SIMULATOR_ONLY", "UpstreamSettings", "Upstreams", "build_upstreams", "check_horizon",
-           "check_policy",
-           "load_trim_model", "make_router_factory", "policy_kind"]
+__all__ = [
+    "API_CHOICES",
+    "SIMULATOR_ONLY",
+    "GuardedBackend",
+    "GuardedPRM",
+    "GuardedRouter",
+    "RoutingError",
+    "UpstreamSettings",
+    "Upstreams",
+    "build_upstreams",
+    "check_horizon",
+    "check_policy",
+    "load_trim_model",
+    "make_router_factory",
+    "policy_kind",
+]

@@ -22,7 +22,7 @@ import signal
 import socket
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -156,7 +156,7 @@ class TrimServer:
             await self.upstreams.aclose()
             self.routers.close()
             raise
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr,attr-defined]
         self.port = int(sockets[0].getsockname()[1]) if sockets else c.port
         self.started = time.time()
 
@@ -319,8 +319,9 @@ class TrimServer:
                 f"the routing rule {choice.policy!r} could not be built ({type(exc).__name__}: "
                 f"{exc})", rule=choice.policy), rid) from None
         try:
-            rec = await solve_problem(problem, session.wrap(up.weak, "weak"),
-                                      session.wrap(up.strong, "strong"), up.prm, router, cfg)
+            weak = cast(Any, session.wrap(up.weak, "weak"))
+            rec = await solve_problem(problem, weak, session.wrap(up.strong, "strong"), up.prm,
+                                      router, cfg)
         except BackendError as exc:
             raise APIError(502, f"An upstream model server failed: {exc}", type="upstream_error",
                            code="upstream_failed") from None

@@ -98,8 +98,8 @@ class ServerMetrics:
         for name, (help_, _) in self.HISTOGRAMS.items():
             h = self.hist[name]
             out += [f"# HELP {name} {help_}", f"# TYPE {name} histogram"]
-            rows = h.counts or {(): [0] * (len(h.buckets) + 1)}
-            for labels, row in sorted(rows.items()):
+            hrows: dict[Any, list[int]] = dict(h.counts) or {(): [0] * (len(h.buckets) + 1)}
+            for labels, row in sorted(hrows.items()):
                 acc = 0
                 for le, c in zip((*h.buckets, float("inf")), row):
                     acc += c

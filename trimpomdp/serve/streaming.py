@@ -47,7 +47,7 @@ async def run_all(n: int, run: Callable[[int, StepTap | None], Awaitable[Answer]
         return [await run(0, None)]
     tasks = [asyncio.ensure_future(run(i, None)) for i in range(n)]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        _done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for t in tasks:
             if t.done() and not t.cancelled() and t.exception() is not None:
                 raise t.exception()  # type: ignore[misc]
@@ -86,7 +86,8 @@ async def stream_answers(request: web.Request, req: GenerationRequest, rid: str,
             while pending:
                 if getter is None:
                     getter = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({getter, *pending}, timeout=keepalive,
+                waiting: set[asyncio.Future[Any]] = {getter, *pending}
+                done, _ = await asyncio.wait(waiting, timeout=keepalive,
                                              return_when=asyncio.FIRST_COMPLETED)
                 if not done:
                     await send(KEEPALIVE)
@@ -105,7 +106,7 @@ async def stream_answers(request: web.Request, req: GenerationRequest, rid: str,
             answers = [t.result() for t in tasks]
         except (asyncio.CancelledError, ConnectionResetError):
             raise
-        except Exception as exc:  # noqa: BLE001 - an answer failed
+        except Exception as exc:
             if resp is None:
                 raise  # nothing sent yet: a plain JSON error with its status
             if isinstance(exc, APIError):

@@ -32,8 +32,8 @@ def rewrite(profile: TaskProfile, messages: Sequence[Message]) -> list[dict[str,
     msgs = [dict(m) for m in messages]
     if len(msgs) >= 2 and msgs[-1]["role"] == "assistant" and msgs[-2]["role"] == "user":
         user, asst = msgs[-2]["content"], msgs[-1]["content"]
-        question = user[len(_QUESTION):] if user.startswith(_QUESTION) else user
-        body = asst[len(SOLUTION_PREFIX):] if asst.startswith(SOLUTION_PREFIX) else asst
+        question = user.removeprefix(_QUESTION)
+        body = asst.removeprefix(SOLUTION_PREFIX)
         steps = body.split(STEP_SEPARATOR)[:-1] if body else []
         msgs[-2]["content"] = profile.user_message(question)
         msgs[-1]["content"] = profile.solution_prefix + "".join(
