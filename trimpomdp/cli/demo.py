@@ -34,13 +34,13 @@ def run(args: argparse.Namespace) -> int:
     replay = []
     for pol in pset.policies:
         router = pomdp_router(pol, belief="filter", record=False)
-        flagged = {True: [], False: []}
+        flagged: dict[bool, list[float]] = {True: [], False: []}
         for tr in traces:
             router.reset()
             n = min(tr.n_steps, model.max_steps)
             acts = [int(router.decide(tr.scores[t], tr.tokens[t], t, final=(t == n - 1)).action)
                     for t in range(n)]
-            flagged[bool(tr.correct)].append(np.mean(acts))
+            flagged[bool(tr.correct)].append(float(np.mean(acts)))
         replay.append({"lambda": pol.lam, "regen_share_correct": float(np.mean(flagged[True])),
                        "regen_share_incorrect": float(np.mean(flagged[False]))})
     if args.out:

@@ -136,8 +136,8 @@ def load_scores(path: str | os.PathLike[str] | None = None) -> ScoreTable:
         if p.endswith((".jsonl.gz", ".json.gz")) and "step_scores" in p:
             return ScoreTable.from_traces(read_score_dump(p), source=p)
         return ScoreTable.from_traces(read_traces(p), source=p)
-    p = resource_path("data", SAMPLE)
-    return ScoreTable.from_traces(read_traces(p), source=str(p))
+    sample = resource_path("data", SAMPLE)
+    return ScoreTable.from_traces(read_traces(sample), source=str(sample))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -295,6 +295,7 @@ def track_with_router(data: ScoreTable, policy: Any, *, rule: str = "filter",
         Li = L[i]
         for t in range(min(Li, H)):
             d = router.decide(S[i][t], N[i][t], t, t == Li - 1)
+            assert d.belief is not None  # POMDP rules always carry a belief
             belief[i, t] = d.belief.probs
             fallback[i, t] = d.belief.fallback
             action[i, t] = int(d.action)
@@ -380,8 +381,8 @@ def auroc_bootstrap(correct: Any, scores: Mapping[str, Any], *, reference: str |
         row = {"score": k, "auroc": auroc(y, v), "lo": float(np.percentile(b, lo)),
                "hi": float(np.percentile(b, hi))}
         if reference is not None:
-            d = b - np.asarray(boots[reference])
-            row.update({"diff": row["auroc"] - auroc(y, S[reference]),
+            d = np.asarray(b, float) - np.asarray(boots[reference], float)
+            row.update({"diff": float(row["auroc"]) - auroc(y, S[reference]),  # type: ignore[arg-type]
                         "diff_lo": float(np.percentile(d, lo)),
                         "diff_hi": float(np.percentile(d, hi))})
         rows.append(row)

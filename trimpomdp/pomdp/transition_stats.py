@@ -13,7 +13,8 @@ from trimpomdp.pomdp.dynamics import DEFAULT_MAX_STEPS, hazard_from_pmf
 MAX_STEPS = DEFAULT_MAX_STEPS
 
 
-def next_step_accuracy(correct_steps: Sequence[int], first_error_steps: Sequence[int]) -> float:
+def next_step_accuracy(correct_steps: Sequence[int] | np.ndarray,
+                       first_error_steps: Sequence[int] | np.ndarray) -> float:
     """The release's next-step accuracy: 1 - #errors / #steps observed.
 
     ``correct_steps`` are the step counts of correct solutions, ``first_error_steps`` the 1-based

@@ -55,7 +55,8 @@ class _Envelope:
     @classmethod
     def from_lines(cls, u: np.ndarray, v: np.ndarray) -> "_Envelope":
         order = np.lexsort((u, v))
-        us, vs = [], []
+        us: list[float] = []
+        vs: list[float] = []
         for uu, vv in zip(u[order], v[order]):
             if vs and vv == vs[-1]:  # same slope: the later one has the larger intercept
                 us.pop()
@@ -125,7 +126,7 @@ class _TermSet:
                     k = vals.argmax(axis=0)
                     alpha = g[k]  # (n_obs, m, 3)
                 else:
-                    alpha = self._argmax_alpha(g, q)
+                    alpha = self._argmax_alpha(g, q)  # type: ignore[arg-type]
                 u[i:i + sl.size] += w * np.einsum("omc,co->m", alpha, qa)
                 v[i:i + sl.size] += w * np.einsum("omc,co->m", alpha, qb)
         return u, v

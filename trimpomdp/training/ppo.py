@@ -107,7 +107,7 @@ def _build_net(kind: str, cfg: PPOConfig) -> Any:
             self.critic = nn.Sequential(nn.Linear(d, H), nn.Tanh(), nn.Linear(H, H), nn.Tanh(),
                                         nn.Linear(H, 1))
             with torch.no_grad():  # start at P(regenerate) = init_regenerate
-                self.actor[-1].bias.copy_(torch.tensor(
+                self.actor[-1].bias.copy_(torch.tensor(  # type: ignore[operator]
                     [0.0, math.log(cfg.init_regenerate / (1.0 - cfg.init_regenerate))]))
 
         def forward(self, x: Any, h: Any = None) -> tuple[Any, Any, Any]:
@@ -151,7 +151,7 @@ def _collect(net: Any, kind: str, sc: Any, rng: Any, fl: float) -> dict[str, Any
     mask = np.zeros((n, T_MAX), bool)
     min_prev, prod_prev = np.ones(n), np.ones(n)
     prev_a = np.zeros(n)
-    h = torch.zeros(1, n, net.gru.hidden_size) if kind == "seq" else None
+    h: Any = torch.zeros(1, n, net.gru.hidden_size) if kind == "seq" else None
     for_cost = np.zeros((n, T_MAX))
 
     def act(t: int, idx: np.ndarray, score: np.ndarray, tok: np.ndarray, final: np.ndarray
