@@ -1,151 +1,243 @@
-"""Classic POMDP benchmarks: our SARSOP-style solver at 10 s and 60 s CPU beside C++ SARSOP.
+"""Classic POMDPs: our SARSOP-style solver beside C++ SARSOP (pomdpsol), same CPU budgets.
 
-For every Cassandra file in ../shared/data/pomdp: lower / upper bound at b0, alpha vectors,
-simulated value of the policy (95 % CI), SARSOP's published figures (issue 8) and pomdp-py's
-POUCT where it finishes. Writes a Markdown table to stdout and benchmarks/results/classic_pomdp.md.
+For every model file in ../shared/data/pomdp (Cassandra .pomdp/.pomdp.gz and POMDPX .pomdpx),
+at each CPU budget (default 10 s and 60 s), runs pomdpsol (``--timeout`` = CPU seconds, on the
+original file; .gz files are unpacked first) concurrently with our ``SARSOPSolver`` (CPU seconds
+by ``time.process_time``, in this process) and prints lower / upper bounds at b0, the ratios and
+backups per CPU second. A second table gives our backups per CPU second with the numpy
+reference kernels ("before") and the native kernels ("after") at the first budget.
+Writes benchmarks/results/classic_pomdp.md and .json.
 
-    nice python benchmarks/classic_pomdp.py [--budgets 10 60] [--only Tiger network]
+    nice python benchmarks/classic_pomdp.py                  # 10 s and 60 s, all problems
+    python benchmarks/classic_pomdp.py --quick               # 2 s, the small problems
+    python benchmarks/classic_pomdp.py --seconds 5 --only Hallway TagAvoid
 """
 from __future__ import annotations
 
 import argparse
 import glob
-import math
+import gzip
 import os
+import platform
+import shutil
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from trimpomdp.pomdp.cassandra import read_cassandra
+from trimpomdp._io import atomic_write, write_json
+from trimpomdp.errors import SolverError
+from trimpomdp.pomdp.cassandra import read_pomdp
+from trimpomdp.pomdp.tabular import TabularPOMDP
 from trimpomdp.resources import shared_data_dir
-from trimpomdp.solvers.evaluate import evaluate_policy
+from trimpomdp.solvers import _kernels
+from trimpomdp.solvers.info import SolveInfo
+from trimpomdp.solvers.pomdpsol import PomdpsolRun, find_pomdpsol, run_pomdpsol
 from trimpomdp.solvers.sarsop import SARSOPSolver
 
-#: C++ SARSOP (pomdpsol) on the same machine, CPU seconds: issue 8's target table.
-SARSOP = {
-    "Tiger": {10: "19.371 / 19.372 (<0.01 s)", 60: "19.371 / 19.372 (<0.01 s)"},
-    "paint95": {10: "20.0 conv. (≤0.02 s)", 60: "20.0 conv."},
-    "shuttle95": {10: "32.889 conv. (≤0.02 s)", 60: "32.889 conv."},
-    "cheese95": {10: "3.485 conv. (≤0.02 s)", 60: "3.485 conv."},
-    "mini-hall2": {10: "2.714 conv. (≤0.02 s)", 60: "2.714 conv."},
-    "RockSample_4_4": {10: "17.9245 gap 0 (0.28 s)", 60: "17.9245 gap 0 (0.28 s)"},
-    "network": {10: "247.11 / 247.80", 60: "gap 0.09"},
-    "tiger-grid": {10: "2.147 / 2.543", 60: "2.250 / 2.532"},
-    "Hallway": {10: "0.971 / 1.219", 60: "0.994 / 1.206"},
-    "Hallway2": {10: "0.284 / 0.926", 60: "0.357 / 0.905"},
-    "TagAvoid": {10: "−6.33 / −1.28", 60: "−6.20 / −1.91"},
-    "RockSample_5_7": {10: "–", 60: "24.27 / 27.22"},
-    "RockSample_7_8": {10: "19.09 / 25.75", 60: "20.04 / 25.54"},
-}
+QUICK = ["Tiger", "paint95", "shuttle95", "cheese95", "mini-hall2", "network", "tiger-grid",
+         "Hallway"]
+#: bounds reached when within this of pomdpsol's (its table prints 6 significant digits).
+TOL = 1e-3
 
 
-def pomdp_py_pouct(m, *, episodes: int = 20, steps: int = 60, sims: int = 100,
-                   wall: float = 10.0) -> str:
-    """pomdp-py's POUCT (online MCTS, ``sims`` simulations per step) on small models."""
+def _name(path: str) -> str:
+    n = os.path.basename(path)
+    for suf in (".gz", ".pomdpx", ".pomdp"):
+        n = n.removesuffix(suf)
+    return n
+
+
+def _pomdpsol_file(path: str, tmp: str) -> str:
+    """pomdpsol cannot read .gz: unpack to ``tmp``."""
+    if not path.endswith(".gz"):
+        return path
+    out = os.path.join(tmp, os.path.basename(path).removesuffix(".gz"))
+    if not os.path.exists(out):
+        with gzip.open(path, "rb") as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return out
+
+
+def _ours(m: TabularPOMDP, budget: float, backend: str) -> SolveInfo:
+    _kernels.use(backend)
+    return SARSOPSolver(timeout=budget, precision=TOL).solve_info(m)[1]
+
+
+def side_by_side(path: str, m: TabularPOMDP, budget: float, exe: str | None,
+                 tmp: str) -> tuple[SolveInfo, PomdpsolRun | None, str]:
+    """pomdpsol in a thread (a child process) while ours runs here; returns both."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["run"] = run_pomdpsol(_pomdpsol_file(path, tmp), timeout=budget, precision=TOL,
+                                      executable=exe)
+        except SolverError as exc:
+            box["err"] = str(exc)
+
+    th = threading.Thread(target=target) if exe else None
+    if th is not None:
+        th.start()
+    ours = _ours(m, budget, "native" if _native_available() else "numpy")
+    if th is not None:
+        th.join()
+    return ours, box.get("run"), box.get("err", "" if exe else "pomdpsol not found")
+
+
+def _native_available() -> bool:
     try:
-        import pomdp_py
+        _kernels.use("native")
+    except SolverError:
+        return False
+    return True
 
-        from trimpomdp.pomdp.pomdp_py_bridge import to_pomdp_py
-    except ImportError:
-        return "pomdp-py absent"
-    if m.n_states > 100:
-        return "not run (|S| > 100: dense pomdp-py tables)"
-    br = to_pomdp_py(m)
-    rng = np.random.default_rng(0)
-    T = m.dense_T()
-    t0 = time.time()
-    rets = []
-    for _ in range(episodes):
-        agent = br.agent
-        agent.set_belief(br.histogram(m.b0), prior=True)
-        planner = pomdp_py.POUCT(max_depth=30, discount_factor=m.discount, num_sims=sims,
-                                 exploration_const=float(np.abs(m.R).max()) or 1.0,
-                                 rollout_policy=agent.policy_model, show_progress=False)
-        s = int(rng.choice(m.n_states, p=m.b0))
-        b, G, d = m.b0.copy(), 0.0, 1.0
-        for _ in range(steps):
-            act = planner.plan(agent)
-            a = br.actions.index(act)
-            G += d * m.R[a, s]
-            d *= m.discount
-            s = int(rng.choice(m.n_states, p=T[a, s] / T[a, s].sum()))
-            o = int(rng.choice(m.n_observations, p=m.O[a, s] / m.O[a, s].sum()))
-            agent.update_history(act, br.observations[o])
-            planner.update(agent, act, br.observations[o])
-            b = br.update(b, a, o)
-            agent.set_belief(br.histogram(b))
-        rets.append(G)
-        if time.time() - t0 > wall:
-            break
-    r = np.array(rets)
-    half = 1.96 * r.std(ddof=1) / math.sqrt(len(r)) if len(r) > 1 else float("nan")
-    return (f"POUCT {r.mean():.3f} ± {half:.3f} ({len(r)} ep × {steps} steps, {sims} sims, "
-            f"{time.time() - t0:.0f} s wall)")
+
+def _f(x: float) -> str:
+    return f"{x:.4f}" if abs(x) < 1e4 else f"{x:.4g}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--budgets", type=float, nargs="+", default=[10.0, 60.0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--budgets", type=float, nargs="+", default=[10.0, 60.0],
+                    help="CPU seconds per solve (default: 10 60)")
+    ap.add_argument("--seconds", type=float, help="one budget (shorthand for --budgets S)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"2 s budget on {', '.join(QUICK)} (unless --only/--seconds given)")
     ap.add_argument("--only", nargs="*", help="problem names to run")
-    ap.add_argument("--runs", type=int, default=1000, help="simulations per policy")
-    ap.add_argument("--no-pomdp-py", action="store_true")
+    ap.add_argument("--no-before", action="store_true",
+                    help="skip the numpy-kernel ('before') runs")
+    ap.add_argument("--pomdpsol", help="pomdpsol binary (default: $POMDPSOL, then PATH)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "classic_pomdp.md"))
     args = ap.parse_args(argv)
+    budgets = [args.seconds] if args.seconds else ([2.0] if args.quick and args.budgets ==
+                                                   [10.0, 60.0] else args.budgets)
+    only = args.only or (QUICK if args.quick else None)
     data = shared_data_dir()
     if data is None:
         print("../shared/data is absent (set TRIMPOMDP_SHARED_DATA)", file=sys.stderr)
         return 2
-    files = sorted(glob.glob(os.path.join(data, "pomdp", "*.pomdp"))
-                   + glob.glob(os.path.join(data, "pomdp", "*.pomdp.gz")),
-                   key=lambda f: os.path.getsize(f))
-    skipped = sorted(os.path.basename(f) for f in glob.glob(os.path.join(data, "pomdp", "*.pomdpx")))
-    rows: list[dict] = []
-    header = ("| problem | \\|S\\|,\\|A\\|,\\|O\\| | CPU budget | ours: lower | ours: upper | vectors "
-              "| CPU s used | simulated value (95 % CI) | SARSOP (C++) lower / upper | pomdp-py |\n"
-              "|---|---|---|---|---|---|---|---|---|---|")
-    lines = [header]
+    exe = find_pomdpsol(args.pomdpsol)
+    if exe is None:
+        print("pomdpsol not found (bash .ci/sarsop.sh builds it; set POMDPSOL): only our "
+              "solver runs", file=sys.stderr)
+    native = _native_available()
+    files = [f for pat in ("*.pomdp", "*.pomdp.gz", "*.pomdpx")
+             for f in glob.glob(os.path.join(data, "pomdp", pat))]
+    files = sorted((f for f in files if not only or _name(f) in only), key=os.path.getsize)
+    rows: list[dict[str, Any]] = []
+    before: list[dict[str, Any]] = []
     out = Path(args.out)
-    for f in files:
-        t_read = time.process_time()
-        m = read_cassandra(f)
-        t_read = time.process_time() - t_read
-        name = m.name
-        if args.only and name not in args.only:
-            continue
-        pp = "" if args.no_pomdp_py else pomdp_py_pouct(m)
-        for budget in args.budgets:
-            pol, info = SARSOPSolver(timeout=budget, precision=1e-3).solve_info(m)
-            runs = args.runs if m.n_states < 5000 else max(100, args.runs // 5)
-            ev = evaluate_policy(m, pol, runs=runs, seed=0)
-            row = {"problem": name, "states": m.n_states, "actions": m.n_actions,
-                   "observations": m.n_observations, "budget": budget, "read_s": t_read,
-                   **info.as_dict(), "sim": ev.as_dict(),
-                   "sarsop": SARSOP.get(name, {}).get(int(budget), ""), "pomdp_py": pp}
-            rows.append(row)
-            conv = " (conv.)" if info.converged else ""
-            line = (f"| {name} | {m.n_states},{m.n_actions},{m.n_observations} | {budget:g} s | "
-                    f"{info.lower:.4f} | {info.upper:.4f}{conv} | {info.n_alpha} | "
-                    f"{info.seconds:.2f} | {ev.mean:.3f} ± {ev.half_width:.3f} (n={ev.runs}) | "
-                    f"{row['sarsop']} | {pp if budget == args.budgets[0] else ''} |")
-            lines.append(line)
-            print(line, flush=True)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            body = "\n".join(lines)
-            note = (f"\n\nNot run: {', '.join(skipped)} (POMDPX, factored; not supported).\n"
-                    if skipped else "\n")
-            from trimpomdp._io import atomic_write, write_json
-
-            with atomic_write(out) as fh:
-                fh.write("# Classic POMDPs: trimpomdp SARSOPSolver vs C++ SARSOP\n\n"
-                         "CPU seconds (time.process_time), precision 1e-3, BLAS single-threaded. "
-                         "Simulated value: mean discounted return of the policy over n runs "
-                         "from b0 (seed 0), horizon until γ^H·max|R|/(1−γ) < 1e-3.\n\n"
-                         + body + note)
-            write_json(out.with_suffix(".json"), rows)
+    t_start = time.time()
+    with tempfile.TemporaryDirectory(prefix="classic_pomdp_") as tmp:
+        for f in files:
+            c0 = time.process_time()
+            m = read_pomdp(f)
+            read_s = time.process_time() - c0
+            name = _name(f) + (" (pomdpx)" if f.endswith(".pomdpx") else "")
+            for budget in budgets:
+                ours, theirs, err = side_by_side(f, m, budget, exe, tmp)
+                row: dict[str, Any] = {
+                    "problem": name, "file": os.path.basename(f), "states": m.n_states,
+                    "actions": m.n_actions, "observations": m.n_observations,
+                    "budget": budget, "read_cpu_s": read_s, "kernels": _kernels.backend(),
+                    "ours": {**ours.as_dict(), "backups_per_cpu_s": ours.backups / ours.seconds},
+                    "pomdpsol": None if theirs is None else {
+                        "lower": theirs.lower, "upper": theirs.upper,
+                        "seconds": theirs.seconds, "cpu": theirs.cpu, "trials": theirs.trials,
+                        "backups": theirs.backups, "alphas": theirs.n_alpha,
+                        "converged": theirs.converged,
+                        "backups_per_cpu_s": theirs.backups / theirs.seconds
+                        if theirs.seconds >= 0.05 else None},
+                    "pomdpsol_error": err}
+                rows.append(row)
+                print(_row_line(row), flush=True)
+            if not args.no_before and native:
+                nb = _ours(m, budgets[0], "numpy")
+                na = next(r["ours"] for r in rows if r["problem"] == name
+                          and r["budget"] == budgets[0])
+                before.append({"problem": name, "budget": budgets[0],
+                               "numpy_backups_per_cpu_s": nb.backups / nb.seconds,
+                               "numpy_lower": nb.lower, "numpy_upper": nb.upper,
+                               "native_backups_per_cpu_s": na["backups_per_cpu_s"],
+                               "native_lower": na["lower"], "native_upper": na["upper"]})
+                print(f"  before/after kernels at {budgets[0]:g} s: "
+                      f"{before[-1]['numpy_backups_per_cpu_s']:.0f} -> "
+                      f"{before[-1]['native_backups_per_cpu_s']:.0f} backups/CPU s", flush=True)
+            _write(out, rows, before, budgets, native, exe, time.time() - t_start)
     print(f"\nwritten {out}", file=sys.stderr)
     return 0
+
+
+def _reached(row: dict[str, Any]) -> str:
+    t = row["pomdpsol"]
+    if t is None:
+        return "–"
+    o = row["ours"]
+    lo = o["lower"] >= t["lower"] - TOL * max(1.0, abs(t["lower"])) * 0.1
+    up = o["upper"] <= t["upper"] + TOL * max(1.0, abs(t["upper"])) * 0.1
+    return ("✓" if lo else f"L −{t['lower'] - o['lower']:.3g}") + " / " + (
+        "✓" if up else f"U +{o['upper'] - t['upper']:.3g}")
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    o, t = row["ours"], row["pomdpsol"]
+    conv = " (conv.)" if o["converged"] else ""
+    if t is None:
+        theirs = f"– | – | – | – | – ({row['pomdpsol_error'][:40]})"
+        ratios = "– | –"
+    else:
+        tc = " (conv.)" if t["converged"] else ""
+        gap_t = t["upper"] - t["lower"]
+        gap_o = o["upper"] - o["lower"]
+        ratios = (f"{o['lower'] / t['lower']:.3f} | "
+                  + (f"{gap_o / gap_t:.2f}" if gap_t > 1e-9 else "–"))
+        theirs = (f"{_f(t['lower'])} | {_f(t['upper'])}{tc} | {t['alphas']} | "
+                  f"{t['seconds']:.2f} / {t['cpu']:.2f} | "
+                  + (f"{t['backups_per_cpu_s']:.0f}" if t["backups_per_cpu_s"] else "– (< 0.05 s)"))
+    return (f"| {row['problem']} | {row['states']},{row['actions']},{row['observations']} | "
+            f"{row['budget']:g} s | {_f(o['lower'])} | {_f(o['upper'])}{conv} | {o['alphas']} | "
+            f"{o['seconds']:.2f} | {o['backups_per_cpu_s']:.0f} | {theirs} | {ratios} | "
+            f"{_reached(row)} |")
+
+
+def _write(out: Path, rows: list[dict[str, Any]], before: list[dict[str, Any]],
+           budgets: list[float], native: bool, exe: str | None, wall: float) -> None:
+    head = ("| problem | \\|S\\|,\\|A\\|,\\|O\\| | CPU budget | ours: lower | ours: upper | "
+            "ours: vectors | ours: CPU s | ours: backups / CPU s | pomdpsol: lower | "
+            "pomdpsol: upper | pomdpsol: vectors | pomdpsol: CPU s (solver / process) | "
+            "pomdpsol: backups / CPU s | lower ours / pomdpsol | gap ours / pomdpsol | "
+            "reached (lower / upper) |\n|" + "---|" * 16)
+    lines = [head] + [_row_line(r) for r in rows]
+    bl = [("| problem | CPU budget | numpy kernels: backups / CPU s | native: backups / CPU s | "
+           "speed-up | numpy: lower / upper | native: lower / upper |"),
+          "|---|---|---|---|---|---|---|"]
+    for b in before:
+        bl.append(f"| {b['problem']} | {b['budget']:g} s | {b['numpy_backups_per_cpu_s']:.0f} | "
+                  f"{b['native_backups_per_cpu_s']:.0f} | "
+                  f"{b['native_backups_per_cpu_s'] / b['numpy_backups_per_cpu_s']:.1f}× | "
+                  f"{_f(b['numpy_lower'])} / {_f(b['numpy_upper'])} | "
+                  f"{_f(b['native_lower'])} / {_f(b['native_upper'])} |")
+    text = ("# Classic POMDPs: trimpomdp SARSOPSolver beside C++ SARSOP (pomdpsol)\n\n"
+            f"Written by `python benchmarks/classic_pomdp.py --budgets "
+            f"{' '.join(f'{b:g}' for b in budgets)}` ({platform.machine()}, "
+            f"{os.cpu_count()} cores, shared with other jobs: all times are CPU seconds; "
+            f"{wall / 60:.0f} min wall). Ours: kernels "
+            f"{'native (pip install ./solvers)' if native else 'numpy reference'}, precision "
+            f"{TOL:g}, CPU by `time.process_time` including the initial bounds, model reading "
+            "excluded. pomdpsol: `--timeout` (CPU s) and `--precision` "
+            f"{TOL:g} on the original file (its own reported time / the whole child process "
+            f"incl. parsing){'' if exe else '; pomdpsol was not found, so its columns are empty'}."
+            " Both run at the same time, one per core. Backups: one belief-node update of both "
+            "bounds (pomdpsol's #Backup). *reached*: ours ≥ pomdpsol's lower and ≤ its upper "
+            "(within 1e-4 relative for its 6 printed digits), else the shortfall.\n\n"
+            + "\n".join(lines) + "\n\n## Kernels: backups per CPU second before / after\n\n"
+            + ("\n".join(bl) if before else "(not run)") + "\n")
+    with atomic_write(out) as fh:
+        fh.write(text)
+    write_json(out.with_suffix(".json"), {"rows": rows, "kernels_before_after": before})
 
 
 if __name__ == "__main__":

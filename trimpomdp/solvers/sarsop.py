@@ -188,7 +188,7 @@ class SARSOPSolver:
 
     def __init__(self, *, precision: float = 1e-3, timeout: float = 60.0,
                  epsilon: float = 0.5, max_trials: int | None = None,
-                 prune_growth: float = 0.1, max_depth: int | None = None,
+                 prune_growth: float = 1.0, max_depth: int | None = None,
                  progress: Progress | None = None, progress_every: float = 2.0) -> None:
         self.precision = nonneg_float(precision, "precision")
         self.timeout = nonneg_float(timeout, "timeout", strict=True)
