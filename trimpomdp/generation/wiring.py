@@ -16,6 +16,7 @@ answers 500, it is the server's bug, not the upstream's).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -286,24 +287,56 @@ def load_trim_model(path: str | None) -> Any:
     return load_model(path)
 
 
-def make_router_factory(spec: str, model: Any = None) -> Callable[[], Any]:
+def takes_info(factory: Callable[..., Any]) -> bool:
+    """Whether a router factory accepts the problem's ``info`` (``{"key": ...}``)."""
+    if isinstance(factory, GuardedFactory):
+        return factory.keyed
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+               for p in params)
+
+
+def new_router(factory: Callable[..., Any], info: dict[str, Any] | None = None) -> Any:
+    """One fresh router from ``factory``, given the problem's ``info`` if the factory takes it."""
+    return factory(info) if info is not None and takes_info(factory) else factory()
+
+
+class GuardedFactory:
+    """A router factory whose routers are :class:`GuardedRouter` s naming ``rule``."""
+
+    def __init__(self, inner: Callable[..., Any], rule: str) -> None:
+        self.inner = inner
+        self.rule = rule
+        self.keyed = takes_info(inner)
+
+    @property
+    def max_steps(self) -> int | None:
+        return getattr(self.inner, "max_steps", None)
+
+    def __call__(self, info: dict[str, Any] | None = None) -> GuardedRouter:
+        return GuardedRouter(new_router(self.inner, info), self.rule)
+
+
+def make_router_factory(spec: str, model: Any = None) -> GuardedFactory:
     """A factory of fresh guarded per-problem routers for ``spec`` (built, and a POMDP solved,
     once, up front; bad specs raise InputError here)."""
     from trimpomdp.generation.loop import router_factory
 
-    inner = router_factory(spec, model)
-    rule = spec.strip()
-    return lambda *a, **k: GuardedRouter(inner(*a, **k), rule)
+    return GuardedFactory(router_factory(spec, model), spec.strip())
 
 
-def check_horizon(factory: Callable[[], Any], max_steps: int, spec: str) -> None:
+def check_horizon(factory: Callable[..., Any], max_steps: int, spec: str) -> None:
     """``max_steps`` must fit the horizon of the spec's routers (their model's ``max_steps``),
     checked once up front instead of failing every problem."""
-    try:
-        router = factory()
-    except TypeError:  # a factory that wants the problem: checked per problem by the loop
-        return
-    horizon = getattr(router, "max_steps", None)
+    horizon = getattr(factory, "max_steps", None)
+    if horizon is None:
+        try:
+            horizon = getattr(factory(), "max_steps", None)
+        except TypeError:  # a factory that needs the problem: the loop checks per problem
+            return
     if isinstance(horizon, int) and max_steps > horizon:
         raise InputError(f"must be <= {horizon}, the horizon of policy {spec!r} (its model's "
                          f"max_steps). Got {max_steps} instead.", field="max_steps")
@@ -313,6 +346,7 @@ __all__ = [
     "API_CHOICES",
     "SIMULATOR_ONLY",
     "GuardedBackend",
+    "GuardedFactory",
     "GuardedPRM",
     "GuardedRouter",
     "RoutingError",
@@ -323,5 +357,7 @@ __all__ = [
     "check_policy",
     "load_trim_model",
     "make_router_factory",
+    "new_router",
     "policy_kind",
+    "takes_info",
 ]

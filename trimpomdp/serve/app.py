@@ -37,6 +37,7 @@ from trimpomdp.generation.wiring import (
     Upstreams,
     build_upstreams,
     check_horizon,
+    new_router,
 )
 from trimpomdp.serve.budget import BudgetRouters, RouterChoice
 from trimpomdp.serve.config import ServeConfig
@@ -313,7 +314,9 @@ class TrimServer:
         up = self.upstreams
         problem = Problem(problem_id=uuid.uuid4().hex, question=req.question, answer="")
         try:
-            router = GuardedRouter(choice.factory(), choice.policy)
+            # a request with a seed routes reproducibly (e.g. random:P) per answer
+            info = None if req.seed is None else {"key": f"{req.seed}:{session.index}"}
+            router = GuardedRouter(new_router(choice.factory, info), choice.policy)
         except Exception as exc:  # noqa: BLE001
             raise self._routing_failed(RoutingError(
                 f"the routing rule {choice.policy!r} could not be built ({type(exc).__name__}: "

@@ -108,17 +108,9 @@ class TaskProfile:
 
     def extract_answer(self, solution: str) -> str | None:
         if self.answer_extraction == "boxed":
-            from trimpomdp.generation.prompting import FINAL_MARK
+            from trimpomdp.evaluation.grading import last_boxed  # the one \\boxed{} parser
 
-            i = solution.rfind(FINAL_MARK)
-            if i == -1:
-                return None
-            depth, j = 1, i + len(FINAL_MARK)
-            start = j
-            while j < len(solution) and depth:
-                depth += {"{": 1, "}": -1}.get(solution[j], 0)
-                j += 1
-            return solution[start:j - 1] if depth == 0 else None
+            return last_boxed(solution)
         if self.answer_extraction.startswith("regex:"):
             m = None
             for m in re.finditer(self.answer_extraction[6:], solution, re.MULTILINE):
