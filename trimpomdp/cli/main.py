@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("trimpomdp.cli.demo", "solve and simulate the bundled default model (quick tour)"),
     "fit": ("trimpomdp.cli.fit", "fit an observation model from labelled observations or traces"),
     "fit-em": ("trimpomdp.cli.fit_em", "fit a TRIM model from outcome-labelled traces by EM"),
+    "assess": ("trimpomdp.cli.assess", "step- and solution-level assessment of a model's belief"),
     "solve": ("trimpomdp.cli.solve", "solve the TRIM POMDP for one λ (exact, whole policy)"),
     "act": ("trimpomdp.cli.act", "query a policy: action and Q-values at (step, tokens, belief)"),
     "sweep": ("trimpomdp.cli.sweep", "solve many λ (or a strong-token budget) into a policy set"),

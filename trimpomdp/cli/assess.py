@@ -1,0 +1,194 @@
+"""`trimpomdp assess MODEL TRACES...`: how well a TRIM model's belief predicts step and answer
+correctness on step traces (see :mod:`trimpomdp.evaluation.assess`).
+
+Prints a table (or ``--json``); ``--out DIR`` also writes ``assessment.json`` and reliability
+diagrams. ``--train-problems K`` splits the problems (``--split-seed``) and adds held-out
+baselines fitted on the K training problems (min score, last score, logistic regression).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trimpomdp._io import atomic_write, dumps_json
+from trimpomdp._validate import check_number, check_output_path
+from trimpomdp.errors import InputError, one_line_warnings
+from trimpomdp.evaluation.assess import (
+    assess,
+    heldout_comparison,
+    load_step_traces,
+    plot_reliability,
+    split_problems,
+)
+from trimpomdp.model import load_model
+
+DENSITIES = ("continuous", "binned")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="TRIM model file (JSON), or 'default' for the "
+                   "bundled model")
+    p.add_argument("traces", metavar="TRACES", nargs="+", help="step-trace JSONL(.gz) files or "
+                   "StrictPRMBench score dumps (detected from the first line)")
+    p.add_argument("--lambda", dest="lam", type=float, default=0.25, help="λ of the policy whose "
+                   "regenerate decisions are scored (default: %(default)s)")
+    p.add_argument("--density", choices=DENSITIES, default="continuous", help="observation "
+                   "density of the Bayes filter (default: %(default)s)")
+    p.add_argument("--prm", default="qwen_prm", help="PRM name inside a score dump (default: "
+                   "%(default)s)")
+    p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples of problems "
+                   "(default: %(default)s)")
+    p.add_argument("--bins", type=int, default=10, help="calibration bins (default: "
+                   "%(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    p.add_argument("--train-problems", type=int, default=None, help="split the problems: fit the "
+                   "baselines on this many, assess everything on the rest")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the problem split "
+                   "(default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--out", default=None, help="folder for assessment.json and reliability PNGs")
+
+
+def _clean(obj: Any) -> Any:
+    """NaN / infinity -> None, numpy scalars -> Python numbers (JSON-ready)."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def check_args(args: argparse.Namespace) -> Path | None:
+    """Reject bad options (and an unusable --out) before any work; returns the output folder."""
+    check_number(args.lam, "--lambda", lo=0, field="lambda")
+    check_number(args.n_boot, "--n-boot", lo=1, integer=True, field="n_boot")
+    check_number(args.bins, "--bins", lo=2, integer=True, field="bins")
+    check_number(args.seed, "--seed", lo=0, integer=True, field="seed")
+    check_number(args.split_seed, "--split-seed", lo=0, integer=True, field="split_seed")
+    if args.train_problems is not None:
+        check_number(args.train_problems, "--train-problems", lo=1, integer=True,
+                     field="train_problems")
+    if args.out is None:
+        return None
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out must be a folder. Got an existing file instead.", path=out,
+                         field="out")
+    check_output_path(out / "assessment.json")
+    return out
+
+
+def _fmt(v: dict[str, float] | None, digits: int = 4) -> str:
+    if v is None or v.get("value") is None:
+        return "—"
+    f = f"{{:.{digits}f}}"
+    val = v["value"]
+    if val is None or not math.isfinite(val):
+        return "—"
+    lo, hi = v.get("lo"), v.get("hi")
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return f.format(val)
+    return f"{f.format(val)} [{f.format(lo)}, {f.format(hi)}]"
+
+
+def _text(summary: dict[str, Any]) -> str:
+    lines = [(f"model {summary['model']} · {summary['solutions']} solutions, "
+             f"{summary['problems']} problems, {summary['steps']} steps · "
+             f"{summary['with_outcome']} with outcome, {summary['with_step_labels']} with step "
+             f"labels · {int(summary['level'] * 100)}% intervals: {summary['n_boot']} problem "
+             "resamples")]
+    sol = summary.get("solution")
+    if sol:
+        lines.append("solution level: final P(S0) vs correct answer")
+        for k in ("auroc", "brier", "log_loss", "ece", "auroc_min_score", "auroc_last_score",
+                  "auroc_minus_min_score"):
+            lines.append(f"  {k:<28} {_fmt(sol[k])}")
+    st = summary.get("step")
+    if st:
+        lines.append("step level: P(S0) vs prefix correct")
+        for k in ("auroc", "brier", "log_loss", "ece", "auroc_min_so_far", "auroc_current_score",
+                  "auroc_minus_min_so_far"):
+            lines.append(f"  {k:<28} {_fmt(st[k])}")
+    tg = summary.get("targeting")
+    if tg:
+        lines.append(f"first-error targeting at λ = {summary['lambda']:g} "
+                     f"({int(tg['regenerations']['value'])} regenerations; TRIM-Thr matched at "
+                     f"k = {_fmt({'value': tg['thr_threshold']['value']})})")
+        for k in ("pomdp_precision", "thr_precision", "pomdp_recall", "thr_recall",
+                  "recall_diff", "pomdp_first_before", "thr_first_before", "pomdp_first_at",
+                  "thr_first_at"):
+            lines.append(f"  {k:<28} {_fmt(tg[k])}")
+    ho = summary.get("heldout")
+    if ho:
+        lines.append(f"held out: {ho['test_solutions']} solutions of {ho['test_problems']} "
+                     f"problems (baselines fitted on {ho['train_problems']}); best baseline: "
+                     f"{ho['best_baseline']}")
+        lines.append(f"  {'score':<16} {'AUROC':<26} {'Brier':<8} {'log-loss':<9} "
+                     "AUROC − best baseline")
+        for name, m in ho["scores"].items():
+            lines.append(f"  {name:<16} {_fmt(m['auroc']):<26} {_fmt({'value': m['brier']['value']}):<8} "
+                         f"{_fmt({'value': m['log_loss']['value']}):<9} "
+                         f"{_fmt(m['auroc_minus_best_baseline'])}")
+        for name, v in ho["step_loglik"].items():
+            lines.append(f"  per-step log-likelihood ({name}): {v:.4f}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    with one_line_warnings("trimpomdp assess"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = check_args(args)
+    model = load_model(None if args.model == "default" else args.model)
+    data = load_step_traces(args.traces, prm=args.prm)
+    heldout = None
+    if args.train_problems is not None:
+        if not data.has_outcome.any():
+            raise InputError("--train-problems needs traces with a final-answer outcome "
+                             "('correct'). Got none.", field="correct")
+        tr, te = split_problems(data, args.train_problems, seed=args.split_seed)
+        train, data = data.subset(tr), data.subset(te)
+        heldout = heldout_comparison(train, data, {"model": model}, density=args.density,
+                                     n_boot=args.n_boot, seed=args.seed, n_bins=args.bins)
+    res = assess(model, data, lam=args.lam, density=args.density, n_boot=args.n_boot,
+                 seed=args.seed, n_bins=args.bins)
+    summary = dict(res.summary)
+    if heldout is not None:
+        summary["heldout"] = heldout
+    summary = _clean(summary)
+    if out is not None:
+        text = dumps_json(summary, out / "assessment.json")
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figs = {}
+        for name, (y, p) in res.reliability_data().items():
+            fig, ax = plt.subplots(figsize=(4.6, 4.4))
+            what = "P(S0) per step vs prefix correct" if name == "step" else \
+                "final P(S0) vs correct answer"
+            plot_reliability(y, p, n_bins=args.bins, ax=ax, label=model.name[:40],
+                             title=f"reliability: {what}")
+            fig.tight_layout()
+            figs[out / f"reliability_{name}.png"] = fig
+        with atomic_write(out / "assessment.json") as fh:
+            fh.write(text)
+        for path, fig in figs.items():
+            with atomic_write(path, "wb") as fh:
+                fig.savefig(fh, format="png", dpi=120)
+            plt.close(fig)
+        summary["files"] = [str(out / "assessment.json"), *map(str, figs)]
+    print(json.dumps(summary, indent=1) if args.json else _text(summary))
+    return 0
