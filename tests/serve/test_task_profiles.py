@@ -130,3 +130,21 @@ def test_run_general_profile_records_no_grade(tmp_path, capsys):
                for r in recs)
     assert sent[0] == {"role": "user", "content": "Tell me 0."}
     assert json.loads((tmp_path / "run" / "run.json").read_text())["task"] == "general"
+
+
+def test_a_profile_horizon_beyond_the_policy_is_clipped_with_a_warning(caplog):
+    import logging
+
+    with stubs() as up:
+        with caplog.at_level(logging.WARNING, logger="trimpomdp"), \
+                ServerThread(config(up, task="thinking")) as srv:
+            assert srv.server.max_steps == 30  # thr:0.5 routes over the bundled 30-step model
+            body = {"model": "trimpomdp", "messages": [{"role": "user", "content": "hi"}]}
+            r = httpx.post(srv.url + "/v1/chat/completions", json=body, timeout=30)
+            assert r.status_code == 200 and r.json()["trim"]["task"] == "thinking"
+            sent = up["weak"].bodies["/v1/chat/completions"][-1]
+            assert sent["chat_template_kwargs"] == {"enable_thinking": True}
+        assert any("128 steps" in rec.getMessage() for rec in caplog.records)
+        with pytest.raises(InputError) as ei, ServerThread(config(up, max_steps=60)):
+            pass
+        assert ei.value.field == "max_steps" and "horizon" in ei.value.reason

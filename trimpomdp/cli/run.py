@@ -77,15 +77,11 @@ def run(args: argparse.Namespace) -> int:
     for name in ("weak", "policy", "out"):
         if not getattr(args, name):
             raise InputError(f"--{name} is required (or {name} = ... in --config).", field=name)
-    from trimpomdp.tasks import load_profile
-
-    max_steps = args.max_steps if args.max_steps is not None else \
-        load_profile(args.task).max_steps
     cfg = LiveRunConfig(
         weak_url=args.weak, strong_url=args.strong, prm=args.prm, policy=args.policy,
         model=args.model, dataset=args.dataset, task=args.task, limit=args.limit,
         concurrency=args.concurrency,
-        server_concurrency=args.server_concurrency or args.concurrency, max_steps=max_steps,
+        server_concurrency=args.server_concurrency or args.concurrency, max_steps=args.max_steps,
         max_step_tokens=args.max_step_tokens, temperature=args.temperature, top_p=args.top_p,
         top_k=args.top_k, seed=args.seed, weak_tokenizer=args.weak_tokenizer,
         strong_tokenizer=args.strong_tokenizer, api=args.api, timeout=args.timeout,

@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ro.add_argument("--task", default="math", metavar="NAME|FILE.toml", help="task profile: "
                     "math (the release's), general, thinking, or a profile file (docs/serve.md)")
     ro.add_argument("--max-steps", type=int, default=None,
-                    help="most steps per answer (default: the task profile's, 30 for math)")
+                    help="most steps per answer (default: the task profile's, 30 for math, within the "
+                    "policy's horizon)")
     ro.add_argument("--max-step-tokens", type=int, default=2048, help="most tokens per step")
     ro.add_argument("--temperature", type=float, default=0.7)
     ro.add_argument("--top-p", type=float, default=0.8)
@@ -81,15 +82,11 @@ def config_from_args(args: argparse.Namespace):
         raise InputError("a weak model server is required: pass --weak URL (or weak = \"URL\" in "
                          "--config).", field="weak")
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
-    from trimpomdp.tasks import load_profile
-
-    max_steps = args.max_steps if args.max_steps is not None else \
-        load_profile(args.task).max_steps
     return ServeConfig(
         weak_url=args.weak, strong_url=args.strong, prm_url=args.prm, policy=args.policy,
         model=args.model, served_model_name=args.served_model_name, host=args.host,
         port=args.port, upstream_concurrency=args.upstream_concurrency, timeout=args.timeout,
-        retries=args.retries, shutdown_timeout=args.shutdown_timeout, max_steps=max_steps,
+        retries=args.retries, shutdown_timeout=args.shutdown_timeout, max_steps=args.max_steps,
         task=args.task,
         max_step_tokens=args.max_step_tokens, temperature=args.temperature, top_p=args.top_p,
         top_k=args.top_k, api=args.api, weak_tokenizer=args.weak_tokenizer,

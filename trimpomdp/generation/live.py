@@ -24,10 +24,10 @@ from trimpomdp.generation.runlog import (
 from trimpomdp.generation.wiring import (
     UpstreamSettings,
     build_upstreams,
-    check_horizon,
     check_policy,
     load_trim_model,
     make_router_factory,
+    resolve_max_steps,
 )
 
 #: settings that must not change when a run folder is resumed (server URLs may: a restarted
@@ -51,7 +51,8 @@ class LiveRunConfig:
     limit: int | None = None
     concurrency: int = 8
     server_concurrency: int = 8
-    max_steps: int = 30
+    #: step limit (None: the task profile's, clipped to the policy's horizon)
+    max_steps: int | None = None
     max_step_tokens: int = 2048
     temperature: float = 0.7
     top_p: float = 0.8
@@ -94,7 +95,8 @@ class LiveRunConfig:
             sampling = SamplingParams(temperature=self.temperature, top_p=self.top_p,
                                       top_k=self.top_k, max_tokens=self.max_step_tokens,
                                       seed=self.seed)
-            return LoopConfig(max_steps=self.max_steps, sampling=sampling,
+            return LoopConfig(max_steps=self.max_steps or self.profile().max_steps,
+                              sampling=sampling,
                               score_strong_steps=self.score_strong_steps)
         except InputError as exc:  # name the CLI option
             m = re.search(r"The '(\w+)' parameter", exc.reason)
@@ -114,8 +116,8 @@ async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *
     if out.exists() and not out.is_dir():
         raise InputError("--out must be a folder; this is a file", path=out, field="out")
     factory = make_router_factory(cfg.policy, load_trim_model(cfg.model))
-    loop_cfg = cfg.loop_config()
-    check_horizon(factory, loop_cfg.max_steps, cfg.policy)
+    loop_cfg = dataclasses.replace(cfg.loop_config(), max_steps=resolve_max_steps(
+        cfg.max_steps, cfg.profile().max_steps, factory, cfg.policy))
     problems = list(problems)[: cfg.limit] if cfg.limit else list(problems)
     profile = cfg.profile()
     up = build_upstreams(cfg.upstream_settings(), profile)
@@ -143,6 +145,7 @@ async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *
         await up.aclose()
     summary["last_invocation"] = dataclasses.asdict(stats)
     summary["policy"] = cfg.policy
+    summary["max_steps"] = loop_cfg.max_steps
     write_json(out / SUMMARY_NAME, summary)
     return summary
 

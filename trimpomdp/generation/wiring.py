@@ -328,15 +328,39 @@ def make_router_factory(spec: str, model: Any = None) -> GuardedFactory:
     return GuardedFactory(router_factory(spec, model), spec.strip())
 
 
-def check_horizon(factory: Callable[..., Any], max_steps: int, spec: str) -> None:
-    """``max_steps`` must fit the horizon of the spec's routers (their model's ``max_steps``),
-    checked once up front instead of failing every problem."""
+def resolve_max_steps(requested: int | None, default: int, factory: Callable[..., Any],
+                      spec: str) -> int:
+    """The step limit: ``requested`` (checked against the policy's horizon), else the task
+    profile's ``default`` clipped to that horizon with a warning."""
+    if requested is not None:
+        check_horizon(factory, requested, spec)
+        return requested
+    horizon = _horizon(factory)
+    if horizon is not None and default > horizon:
+        import logging
+
+        logging.getLogger("trimpomdp").warning(
+            "the task profile allows %d steps but policy %r has a %d-step horizon: using %d "
+            "(a TRIM model with max_steps >= %d via --model, or an explicit --max-steps, "
+            "changes this)", default, spec, horizon, horizon, default)
+        return horizon
+    return default
+
+
+def _horizon(factory: Callable[..., Any]) -> int | None:
     horizon = getattr(factory, "max_steps", None)
     if horizon is None:
         try:
             horizon = getattr(factory(), "max_steps", None)
         except TypeError:  # a factory that needs the problem: the loop checks per problem
-            return
+            return None
+    return horizon if isinstance(horizon, int) else None
+
+
+def check_horizon(factory: Callable[..., Any], max_steps: int, spec: str) -> None:
+    """``max_steps`` must fit the horizon of the spec's routers (their model's ``max_steps``),
+    checked once up front instead of failing every problem."""
+    horizon = _horizon(factory)
     if isinstance(horizon, int) and max_steps > horizon:
         raise InputError(f"must be <= {horizon}, the horizon of policy {spec!r} (its model's "
                          f"max_steps). Got {max_steps} instead.", field="max_steps")
@@ -359,5 +383,6 @@ __all__ = [
     "make_router_factory",
     "new_router",
     "policy_kind",
+    "resolve_max_steps",
     "takes_info",
 ]

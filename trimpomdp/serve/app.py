@@ -36,8 +36,8 @@ from trimpomdp.generation.wiring import (
     RoutingError,
     Upstreams,
     build_upstreams,
-    check_horizon,
     new_router,
+    resolve_max_steps,
 )
 from trimpomdp.serve.budget import BudgetRouters, RouterChoice
 from trimpomdp.serve.config import ServeConfig
@@ -97,6 +97,8 @@ class TrimServer:
                                      sim_problems=config.budget_sim_problems)
         self.upstreams: Upstreams | None = None
         self.profile = config.profile()
+        #: the step limit in force (resolved against the policy's horizon at start)
+        self.max_steps: int = config.max_steps or self.profile.max_steps
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
         self.started = time.time()
@@ -141,7 +143,8 @@ class TrimServer:
                 await self.upstreams.check()
             await self.routers.start()
             default = await self.routers.choose(None)
-            check_horizon(default.factory, c.max_steps, c.policy)
+            self.max_steps = resolve_max_steps(c.max_steps, self.profile.max_steps,
+                                               default.factory, c.policy)
             self.runner = web.AppRunner(self.app(), handler_cancellation=True,
                                         shutdown_timeout=c.shutdown_timeout, access_log=None)
             await self.runner.setup()
@@ -264,8 +267,8 @@ class TrimServer:
             raise APIError(400, f"'trim.max_step_tokens' must be <= {c.max_step_tokens}, this "
                            f"server's --max-step-tokens. Got {req.max_step_tokens} instead.",
                            param="trim.max_step_tokens")
-        if req.max_steps is not None and req.max_steps > c.max_steps:
-            raise APIError(400, f"'trim.max_steps' must be <= {c.max_steps}, this server's "
+        if req.max_steps is not None and req.max_steps > self.max_steps:
+            raise APIError(400, f"'trim.max_steps' must be <= {self.max_steps}, this server's "
                            f"--max-steps. Got {req.max_steps} instead.", param="trim.max_steps")
         sampling = SamplingParams(
             temperature=c.temperature if req.temperature is None else req.temperature,
@@ -273,7 +276,7 @@ class TrimServer:
             top_k=c.top_k if req.top_k is None else req.top_k,
             max_tokens=req.max_step_tokens or c.max_step_tokens,
             frequency_penalty=req.frequency_penalty, presence_penalty=req.presence_penalty)
-        return LoopConfig(max_steps=req.max_steps or c.max_steps, sampling=sampling,
+        return LoopConfig(max_steps=req.max_steps or self.max_steps, sampling=sampling,
                           stop=(STEP_SEPARATOR,))
 
     async def _serve_one(self, request: web.Request, endpoint: str, t0: float

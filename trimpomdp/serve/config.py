@@ -36,7 +36,8 @@ class ServeConfig:
     retries: int = 2
     shutdown_timeout: float = 60.0
     max_body_bytes: int = 1 << 20
-    max_steps: int = 30
+    #: step limit (None: the task profile's, clipped to the policy's horizon)
+    max_steps: int | None = None
     max_step_tokens: int = 2048
     temperature: float = 0.7
     top_p: float = 0.8
@@ -75,8 +76,8 @@ class ServeConfig:
             raise InputError(f"The 'port' parameter must be an int in [0, 65535]. Got "
                              f"{self.port!r} instead.", field="port")
         self.profile()
-        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or \
-                self.max_steps < 1:
+        if self.max_steps is not None and (isinstance(self.max_steps, bool) or not isinstance(
+                self.max_steps, int) or self.max_steps < 1):
             raise InputError(f"The 'max_steps' parameter must be an int >= 1 (and within the "
                              f"policy's horizon). Got {self.max_steps!r} instead.",
                              field="max_steps")
