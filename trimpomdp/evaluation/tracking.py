@@ -17,6 +17,7 @@ from trimpomdp.routing.spec import pomdp_router
 if TYPE_CHECKING:
     from trimpomdp.model import TrimModel
 from trimpomdp.evaluation.score_table import ScoreTable
+from trimpomdp.routing.features import book_step
 
 RULES = ("filter", "release")
 MODES = ("router", "passive")
@@ -146,8 +147,7 @@ def track(data: ScoreTable, policy: Any = None, *, model: TrimModel | None = Non
             q[act, t] = qq
             if mode == "router":
                 taken = decided
-        keep = taken == 0
-        min_prev[act] = np.where(keep, np.minimum(min_prev[act], s), min_prev[act])
+        min_prev[act], _ = book_step(min_prev[act], min_prev[act], s, taken)
         last[act] = taken
     return BeliefTracks(belief=belief, action=action, consulted=consulted, q=q,
                         fallback=fallback, tracked=tracked, rule=rule, mode=mode,
