@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trimpomdp.errors import InputError
+from trimpomdp.errors import DataWarning, InputError
 
 Loc = dict[str, Any]
 
@@ -243,10 +244,6 @@ def warn_if_smoothing_dominates(n_per_class: Any, alpha: float, n_bins: int, *,
 
     The share of class c is ``alpha * n_bins / (n_c + alpha * n_bins)``; returns the shares.
     """
-    import warnings
-
-    from trimpomdp.errors import DataWarning
-
     n = np.asarray(n_per_class, dtype=float)
     prior = float(alpha) * int(n_bins)
     share = np.where(n + prior > 0, prior / np.maximum(n + prior, 1e-300), 0.0)

@@ -7,8 +7,19 @@ Every option and output path is checked before any simulation; the report (``STE
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 from typing import Any
+
+from trimpomdp._io import write_files
+from trimpomdp._validate import check_number, check_output_path
+from trimpomdp.errors import InputError, one_line_warnings
+from trimpomdp.evaluation.curves import evaluate_specs
+from trimpomdp.evaluation.plots import plot_cost_accuracy, plot_format, render
+from trimpomdp.evaluation.report import markdown_table, render_report, report_stem
+from trimpomdp.evaluation.runs import evaluate_runs
+from trimpomdp.model import load_model
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,11 +39,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse bad options and unwritable outputs before any long work."""
-    from trimpomdp._validate import check_number, check_output_path
-    from trimpomdp.errors import InputError
-    from trimpomdp.evaluation.plots import plot_format
-    from trimpomdp.evaluation.report import report_stem
-
     if args.policies:
         check_number(args.n, "--n", lo=1, integer=True, field="n")
         check_number(args.seed, "--seed", lo=0, integer=True, field="seed")
@@ -58,8 +64,6 @@ def _plot_bytes(curves: Any, ref: Any, path: str, title: str) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from trimpomdp.evaluation.plots import plot_cost_accuracy, plot_format, render
-
     ax = plot_cost_accuracy(curves, ref, title=title)
     try:
         return render(ax, plot_format(path))
@@ -70,9 +74,6 @@ def _plot_bytes(curves: Any, ref: Any, path: str, title: str) -> bytes:
 def _write(args: argparse.Namespace, rows: list[dict[str, Any]], *, title: str,
            notes: list[str], plot: tuple[Any, Any, str] | None, **meta: Any) -> None:
     """Render the report and plot in memory, then write them all-or-nothing."""
-    from trimpomdp._io import write_files
-    from trimpomdp.evaluation.report import render_report
-
     files: dict[str, str | bytes] = {}
     if args.out is not None:
         files.update(render_report(args.out, rows, title=title, notes=notes, **meta))
@@ -83,8 +84,6 @@ def _write(args: argparse.Namespace, rows: list[dict[str, Any]], *, title: str,
 
 
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.errors import one_line_warnings
-
     with one_line_warnings("trimpomdp evaluate"):
         return _run(args)
 
@@ -93,9 +92,6 @@ def _run(args: argparse.Namespace) -> int:
     _check_outputs(args)
     if args.runs:
         return _runs(args)
-    from trimpomdp.evaluation.curves import evaluate_specs
-    from trimpomdp.evaluation.report import markdown_table
-    from trimpomdp.model import load_model
 
     model = load_model(args.model)
     curves, ref, rows = evaluate_specs(args.policies, n=args.n, seed=args.seed, model=model)
@@ -110,12 +106,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    import json
-    import sys
-
-    from trimpomdp.evaluation.report import markdown_table
-    from trimpomdp.evaluation.runs import evaluate_runs
-
     curves, ref, rows, summaries = evaluate_runs(args.runs)
     notes = ["live runs; failed problems count as wrong", "CPT = cheapest measured point"]
     if ref is None:

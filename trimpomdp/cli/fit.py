@@ -8,6 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from pathlib import Path
+
+from trimpomdp._validate import check_number, check_output_path
+from trimpomdp.data import every_prefix, read_labelled_observations, read_traces, release_prefixes
+from trimpomdp.data.traces import sniff_kind
+from trimpomdp.errors import DataWarning, InputError, located, one_line_warnings
+from trimpomdp.model import load_model
+from trimpomdp.observation import BinnedObservationModel, ReflectedKDEObservationModel
+from trimpomdp.observation.binned import grid_size
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,12 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Reject bad options and an unwritable --out before reading any data."""
-    from pathlib import Path
-
-    from trimpomdp._validate import check_number, check_output_path
-    from trimpomdp.errors import InputError
-    from trimpomdp.observation.binned import grid_size
-
     check_number(args.bin_size, "--bin-size", lo=0, hi=1, lo_open=True, field="bin_size")
     grid_size(args.bin_size)
     check_number(args.alpha, "--alpha", lo=0, field="alpha")
@@ -44,8 +47,6 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.errors import located, one_line_warnings
-
     with one_line_warnings("trimpomdp fit"):
         check_args(args)
         with located(args.data):
@@ -53,16 +54,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from trimpomdp.data import (
-        every_prefix,
-        read_labelled_observations,
-        read_traces,
-        release_prefixes,
-    )
-    from trimpomdp.data.traces import sniff_kind
-    from trimpomdp.errors import DataWarning
-    from trimpomdp.observation import BinnedObservationModel, ReflectedKDEObservationModel
-
     if sniff_kind(args.data) == "observations":
         data = read_labelled_observations(args.data)
     else:
@@ -76,8 +67,6 @@ def _run(args: argparse.Namespace) -> int:
         est = ReflectedKDEObservationModel()
     est.fit(data.X, data.y)
     if args.trim_model:
-        from trimpomdp.model import load_model
-
         base = load_model()
         base.replace(obs_probs=est.bin_probs(args.bin_size), bin_size=args.bin_size,
                      name=f"fit:{args.data}", provenance={**base.provenance,

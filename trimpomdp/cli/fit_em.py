@@ -8,6 +8,17 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from pathlib import Path
+
+from tqdm import tqdm
+
+from trimpomdp._io import dumps_json, iter_jsonl, write_files
+from trimpomdp._validate import check_number, check_output_path
+from trimpomdp.builders import em_trim_model
+from trimpomdp.data import read_score_dump, read_traces
+from trimpomdp.errors import DataWarning, InputError, located, one_line_warnings
+from trimpomdp.model import load_model
+from trimpomdp.observation.em import LatentClassObservationModel
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,11 +51,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace) -> float | str:
     """Reject bad options and unwritable outputs before EM; returns the bandwidth."""
-    from pathlib import Path
-
-    from trimpomdp._validate import check_number, check_output_path
-    from trimpomdp.errors import InputError
-
     check_number(args.alpha, "--alpha", lo=0, field="alpha")
     check_number(args.n_init, "--n-init", lo=1, integer=True, field="n_init")
     check_number(args.max_iter, "--max-iter", lo=1, integer=True, field="max_iter")
@@ -69,22 +75,11 @@ def check_args(args: argparse.Namespace) -> float | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.errors import one_line_warnings
-
     with one_line_warnings("trimpomdp fit-em"):
         return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from trimpomdp._io import iter_jsonl
-    from trimpomdp.builders import em_trim_model
-    from trimpomdp.data import read_score_dump, read_traces
-    from trimpomdp.errors import DataWarning, located
-    from trimpomdp.model import load_model
-    from trimpomdp.observation.em import LatentClassObservationModel
-
     bw = check_args(args)
     base = load_model(args.base)  # before EM: a bad --base must not waste the fit
     _, first = next(iter_jsonl(args.traces))
@@ -106,7 +101,6 @@ def _run(args: argparse.Namespace) -> int:
             est.fit(traces, callback=step)
     model = em_trim_model(est, base, role=args.role, source=str(args.traces))
     if args.obs_out:
-        from trimpomdp._io import dumps_json, write_files
 
         # both files or neither
         write_files({args.out: dumps_json(model.to_dict(), args.out),

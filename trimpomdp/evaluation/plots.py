@@ -5,12 +5,16 @@ Every function takes an optional ``ax`` and returns it, so notebooks can compose
 """
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from trimpomdp._io import atomic_write
+from trimpomdp.errors import InputError
 from trimpomdp.evaluation.metrics import CurvePoint, References
 
 #: simplex corners (S0 bottom-left, S1 bottom-right, S2 top)
@@ -98,10 +102,6 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".eps", ".ps", ".jpg", ".jpeg")
 
 def plot_format(path: str | os.PathLike[str]) -> str:
     """The figure format of ``path`` from its suffix; InputError for an unsupported one."""
-    from pathlib import Path
-
-    from trimpomdp.errors import InputError
-
     suf = Path(path).suffix.lower()
     if suf not in PLOT_SUFFIXES:
         raise InputError(f"a plot file must end in one of {', '.join(PLOT_SUFFIXES)}. Got "
@@ -111,8 +111,6 @@ def plot_format(path: str | os.PathLike[str]) -> str:
 
 def render(ax_or_fig: Any, fmt: str = "png", dpi: int = 150) -> bytes:
     """The figure of ``ax_or_fig`` encoded as ``fmt`` (in memory; nothing written)."""
-    import io
-
     fig = getattr(ax_or_fig, "figure", ax_or_fig)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -122,8 +120,6 @@ def render(ax_or_fig: Any, fmt: str = "png", dpi: int = 150) -> bytes:
 
 def save(ax_or_fig: Any, path: str | os.PathLike[str], dpi: int = 150) -> None:
     """Save the figure of ``ax_or_fig`` (PNG/SVG/PDF/EPS/PS/JPEG by suffix), atomically."""
-    from trimpomdp._io import atomic_write
-
     data = render(ax_or_fig, plot_format(path), dpi)
     with atomic_write(path, "wb") as fh:
         fh.write(data)

@@ -15,12 +15,11 @@ from trimpomdp._io import read_json
 from trimpomdp.errors import InputError, located
 from trimpomdp.evaluation.curves import family, sort_points, spec_param
 from trimpomdp.evaluation.metrics import CurvePoint, References, metrics_row
+from trimpomdp.generation.runlog import read_runlog, summarize
 
 
 def run_point(run_dir: str | os.PathLike[str]) -> tuple[str, CurvePoint, dict[str, Any]]:
     """(policy spec, curve point, summary) of one run folder."""
-    from trimpomdp.generation.runlog import read_runlog, summarize
-
     d = Path(run_dir)
     if not d.exists():
         raise InputError("run log not found (expected a run folder or a runlog.jsonl)", path=d)

@@ -9,6 +9,8 @@ import os
 from collections.abc import Mapping, Sequence
 
 from trimpomdp._validate import unit_float
+from trimpomdp.data.problems import read_problems
+from trimpomdp.data.traces import read_traces
 from trimpomdp.errors import BackendError, InputError
 
 
@@ -24,9 +26,6 @@ class ReplayPRM:
     def from_traces(cls, traces_path: str | os.PathLike[str],
                     problems_path: str | os.PathLike[str]) -> ReplayPRM:
         """Step traces (``problem_id``, ``scores``) joined to a problems file by problem id."""
-        from trimpomdp.data.problems import read_problems
-        from trimpomdp.data.traces import read_traces
-
         by_id = {p.problem_id: p.question for p in read_problems(problems_path)}
         table = {}
         for tr in read_traces(traces_path):

@@ -20,8 +20,8 @@ def _probability(value: Any, url: str, field: str) -> float:
     ok = not isinstance(value, bool) and isinstance(value, int | float)
     p = float(value) if ok else math.nan
     if not (0.0 <= p <= 1.0):  # also false for NaN
-        raise BackendError(f"PRM at {url}/pooling: field '{field}' (P(class 1)) must be a number "
-                           f"in [0, 1]. Got {str(value)[:80]!r} instead (is the server a 2-class "
+        raise BackendError(f"PRM at {url}/pooling: field '{field}': P(class 1) must be in [0, 1] "
+                           f"(a number). Got {str(value)[:80]!r} instead (is the server a 2-class "
                            "PRM with the STEP pooler and softmax?)")
     return p
 
@@ -43,7 +43,7 @@ def step_scores_from_pooling(doc: Any, n_steps: int, url: str = "") -> list[floa
     scores = []
     for i, row in enumerate(rows):
         if not (isinstance(row, list) and len(row) == 2):
-            raise BackendError(f"PRM at {url}/pooling: field 'data[0].data[{i}]' must be "
+            raise BackendError(f"PRM at {url}/pooling: field 'data[0].data[{i}]': row {i} must be "
                                f"[P(class 0), P(class 1)]. Got {str(row)[:80]} instead (is the "
                                "server a 2-class PRM with the STEP pooler?)")
         scores.append(_probability(row[1], url, f"data[0].data[{i}][1]"))

@@ -6,6 +6,7 @@ The kernel is axis-aligned (diagonal bandwidth), which makes the reflection exac
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from scipy.special import ndtr
 
 from trimpomdp._io import envelope, write_json
 from trimpomdp._validate import nonneg_float
-from trimpomdp.errors import InputError
+from trimpomdp.errors import DataWarning, InputError
 from trimpomdp.observation.base import N_CLASSES, BaseObservationModel, check_X, check_y, grid_size
 
 _SQRT2PI = np.sqrt(2.0 * np.pi)
@@ -35,10 +36,6 @@ def _check_class_size(n: int, c: int) -> None:
                          "(use the binned method with alpha > 0 for missing classes).",
                          field="y")
     if n < KDE_MIN_SAMPLES:
-        import warnings
-
-        from trimpomdp.errors import DataWarning
-
         warnings.warn(f"class S{c} has only {n} observations: its KDE is mostly the kernel "
                       "(bandwidth), not the data.", DataWarning, stacklevel=3)
 
@@ -63,7 +60,7 @@ class ReflectedKDEObservationModel(BaseObservationModel, method="kde"):
         self.max_samples = max_samples
         self.random_state = random_state
 
-    def fit(self, X: Any, y: Any) -> "ReflectedKDEObservationModel":
+    def fit(self, X: Any, y: Any) -> ReflectedKDEObservationModel:
         """Store each class's observations and its bandwidth ``bandwidth_`` (3, 2)."""
         X = check_X(X)
         y = check_y(y, X.shape[0])
@@ -145,7 +142,7 @@ class ReflectedKDEObservationModel(BaseObservationModel, method="kde"):
 
     @classmethod
     def _from_dict(cls, doc: dict[str, Any], path: Any = "<model>"
-                   ) -> "ReflectedKDEObservationModel":
+                   ) -> ReflectedKDEObservationModel:
         m = cls(bandwidth=doc["bandwidth"], max_samples=doc["max_samples"])
         m.data_ = [check_X(d, "data") for d in doc["data"]]
         m.bandwidth_ = np.asarray(doc["bandwidth_"], float)
