@@ -49,7 +49,7 @@ class BinnedObservationModel(_BinnedDensity, BaseObservationModel, method="binne
         self.bin_size = bin_size
         self.alpha = alpha
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "BinnedObservationModel":
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BinnedObservationModel:
         """Count observations per (class, bin), add ``alpha`` and normalise."""
         X = check_X(X)
         y = check_y(y, X.shape[0])
@@ -69,7 +69,7 @@ class BinnedObservationModel(_BinnedDensity, BaseObservationModel, method="binne
 
     @classmethod
     def from_probs(cls, probs: Any, bin_size: float = 0.05, *,
-                   path: str | os.PathLike[str] | None = None) -> "BinnedObservationModel":
+                   path: str | os.PathLike[str] | None = None) -> BinnedObservationModel:
         """A fitted model from P(bin | class), shape (3, n_bins); rows must sum to 1 (1e-6)."""
         k = grid_size(bin_size)
         p = np.asarray(probs, dtype=float)
@@ -82,7 +82,7 @@ class BinnedObservationModel(_BinnedDensity, BaseObservationModel, method="binne
         return m
 
     @classmethod
-    def from_release_json(cls, path: str | os.PathLike[str]) -> "BinnedObservationModel":
+    def from_release_json(cls, path: str | os.PathLike[str]) -> BinnedObservationModel:
         """Load the release's ``obs_model_*_bin0.05.json`` (states S0/S1/S2, 400 bins)."""
         doc = read_json(path)
         try:
