@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from tqdm.auto import tqdm
+
 from trimpomdp._io import check_envelope, envelope, read_json, write_json
 from trimpomdp.errors import InputError
 from trimpomdp.evaluation.simplex import simplex_grid
@@ -66,9 +69,6 @@ def solve_sweep(model: TrimModel, lambdas: Iterable[float], *, tol: float = 1e-5
                 progress: bool = True, on_policy: Callable[[TrimPolicy], dict] | None = None
                 ) -> PolicySet:
     """Solve the TRIM POMDP for each λ (tqdm progress); ``on_policy`` adds summary columns."""
-    from tqdm.auto import tqdm
-
-
     lams = sorted(set(float(x) for x in lambdas))
     if not lams:
         raise InputError("lambdas must hold at least one value. Got none instead.")
@@ -91,7 +91,6 @@ def regenerate_share(policy: TrimPolicy, resolution: int = 20) -> float:
 
     A cheap, simulation-free summary of how aggressive a policy is.
     """
-    import numpy as np
 
 
     grid = simplex_grid(resolution)
