@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections import defaultdict, deque
 from typing import Any
@@ -117,10 +118,16 @@ class StubUpstream:
         ptok = len(json.dumps(body.get("messages") or body.get("prompt") or "").split())
         choice: dict[str, Any] = {"index": 0, "finish_reason": finish,
                                   "stop_reason": stop_reason}
+        toks = re.findall(r"\S+\s*", out)  # one token per word, spaces attached
+        lp = -0.5 if self.tag == "weak" else -0.05  # tells the writer of each token apart
         if path == "/v1/completions":
             choice["text"] = out
+            if body.get("logprobs") is not None and body.get("logprobs") is not False:
+                choice["logprobs"] = {"tokens": toks, "token_logprobs": [lp] * len(toks)}
         else:
             choice["message"] = {"role": "assistant", "content": out}
+            if body.get("logprobs") is True and "NOLOGPROBS" not in text:
+                choice["logprobs"] = {"content": [{"token": t, "logprob": lp} for t in toks]}
         return web.json_response({"choices": [choice], "usage": {
             "prompt_tokens": ptok, "completion_tokens": ntok, "total_tokens": ptok + ntok}})
 

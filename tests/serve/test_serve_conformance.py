@@ -287,3 +287,32 @@ def test_access_log_line_per_request_with_request_id(env, caplog):
     assert any(ln.startswith("my-req-1 ") and " 200 " in ln and "model=trimpomdp" in ln
                for ln in lines), lines
     assert any(ln.startswith(rid2 + " ") and " 400 " in ln for ln in lines), lines
+
+
+def test_logprobs_of_each_token_under_the_model_that_wrote_it(client):
+    r = client.chat.completions.create(model="trimpomdp", messages=[
+        {"role": "user", "content": "What is 2+3? BADSTEP"}], logprobs=True, top_logprobs=0)
+    content = r.choices[0].logprobs.content
+    assert len(content) == 19 and {c.logprob for c in content} == {-0.05}  # all rewritten
+    assert "".join(c.token for c in content).replace(" ", "") == \
+        r.choices[0].message.content.replace("\n\n", "").replace(" ", "")
+    r = client.chat.completions.create(model="trimpomdp", messages=Q, logprobs=True,
+                                       max_completion_tokens=7)
+    assert [c.logprob for c in r.choices[0].logprobs.content] == [-0.5] * 7
+    chunks = list(client.chat.completions.create(model="trimpomdp", messages=Q, logprobs=True,
+                                                 stream=True))
+    streamed = [c for ch in chunks if ch.choices and ch.choices[0].logprobs
+                for c in ch.choices[0].logprobs.content]
+    assert len(streamed) == 19
+    t = client.completions.create(model="trimpomdp", prompt="What is 2+3?", logprobs=0)
+    lp = t.choices[0].logprobs
+    assert len(lp.tokens) == 19 and lp.text_offset[0] == 0
+    assert t.choices[0].text[lp.text_offset[5]:].startswith(lp.tokens[5].strip())
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.chat.completions.create(model="trimpomdp", messages=Q, logprobs=True,
+                                       top_logprobs=2)
+    assert ei.value.body["param"] == "top_logprobs"
+    with pytest.raises(openai.BadRequestError) as ei:  # an upstream without log-probabilities
+        client.chat.completions.create(model="trimpomdp", logprobs=True, messages=[
+            {"role": "user", "content": "NOLOGPROBS q"}])
+    assert ei.value.body["param"] == "logprobs"

@@ -76,7 +76,7 @@ def test_malformed_body_is_400(env, raw, needle):
     ({"max_tokens": 0}, "max_tokens"),
     ({"max_tokens": 10, "max_completion_tokens": 20}, "max_tokens"),
     ({"seed": 1.5}, "seed"),
-    ({"logprobs": True}, "logprobs"),
+    ({"logprobs": "yes"}, "logprobs"),
     ({"top_logprobs": 3}, "top_logprobs"),
     ({"logit_bias": {"50256": -100}}, "logit_bias"),
     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
@@ -109,7 +109,7 @@ def test_completions_validation(env):
                                                 "messages": Q}), 400)
     assert e["param"] == "messages"  # a chat field on the completions endpoint
     for bad in ({"prompt": [1, 2, 3]}, {"prompt": "q", "echo": True},
-                {"prompt": "q", "suffix": "x"}, {"prompt": "q", "logprobs": 2},
+                {"prompt": "q", "suffix": "x"}, {"prompt": "q", "logprobs": 2}, {"prompt": "q", "logprobs": -1},
                 {"prompt": "q", "best_of": 3}):
         e = _err(http.post("/v1/completions", json={"model": "trimpomdp", **bad}), 400)
         assert e["param"] == next(iter(k for k in bad if k != "prompt"), "prompt"), (bad, e)

@@ -122,7 +122,10 @@ class OpenAICompletionsBackend:
             doc = await self.http.post("/v1/completions", body)
             choice = _first_choice(doc, self.base_url)
             text = choice.get("text")
-            lps = (choice.get("logprobs") or {}).get("token_logprobs") if logprobs else None
+            lp_doc = choice.get("logprobs") or {}
+            lps = lp_doc.get("token_logprobs") if logprobs else None
+            toks = lp_doc.get("tokens") if logprobs else None
+            pairs = _pairs(toks, lps)
         else:
             body.update(messages=[dict(m) for m in messages], add_generation_prompt=False,
                         continue_final_message=True)
@@ -135,6 +138,7 @@ class OpenAICompletionsBackend:
             text = (choice.get("message") or {}).get("content")
             content = (choice.get("logprobs") or {}).get("content") if logprobs else None
             lps = [c.get("logprob") for c in content] if content else None
+            pairs = _pairs([c.get("token") for c in content], lps) if content else None
         if not isinstance(text, str):
             raise BackendError(f"{self.base_url}: the response's choice has no text: "
                                f"{str(choice)[:200]}")
@@ -157,7 +161,8 @@ class OpenAICompletionsBackend:
                           seconds=time.perf_counter() - t0,
                           stop_reason=stop_reason if isinstance(stop_reason, str) else None,
                           prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int)
-                          and not isinstance(prompt_tokens, bool) and prompt_tokens >= 0 else None)
+                          and not isinstance(prompt_tokens, bool) and prompt_tokens >= 0 else None,
+                          token_logprobs=pairs)
 
     async def continuation_logprobs(self, messages: Sequence[Message],
                                     continuation: str) -> list[tuple[int, float]]:
@@ -190,3 +195,15 @@ def _first_choice(doc: Any, url: str) -> dict[str, Any]:
     if not choices or not isinstance(choices[0], dict):
         raise BackendError(f"{url}: the response has no choices: {str(doc)[:200]}")
     return choices[0]
+
+
+def _pairs(tokens: Any, values: Any) -> tuple[tuple[str, float], ...] | None:
+    """(token, logprob) pairs when both lists are well-formed, else None."""
+    if not isinstance(tokens, list) or not isinstance(values, list) or len(tokens) != len(values):
+        return None
+    out = []
+    for t, v in zip(tokens, values):
+        if not isinstance(t, str) or isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        out.append((t, float(v)))
+    return tuple(out)

@@ -64,6 +64,8 @@ class StepOutput:
     stop_reason: str | None = None
     #: prompt tokens the server prefilled for this call (its ``usage.prompt_tokens``), if reported
     prompt_tokens: int | None = None
+    #: (token text, log-probability) per decoded token, when asked for and the server gives them
+    token_logprobs: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.tokens < 0:

@@ -291,7 +291,8 @@ class TrimServer:
         async def run(i: int, tap: StepTap | None) -> Answer:
             session = AnswerSession(index=i, conversation=req.conversation, seed=req.seed,
                                     remaining=req.max_tokens, stops=req.stop, tap=tap,
-                                    separator=self.profile.step_separator)
+                                    separator=self.profile.step_separator,
+                                    logprobs=req.logprobs)
             ts = time.perf_counter()
             rec = await self._run_loop(req, choice, cfg, session, request_id(request))
             loop_s[i] = time.perf_counter() - ts

@@ -6,12 +6,13 @@ Fields fall into three groups, in the spirit of vLLM's server:
   question, the rest reaches the models through their chat templates), ``prompt``, ``stream``,
   ``stream_options.include_usage``, ``max_tokens`` / ``max_completion_tokens`` (a cap on the whole
   answer), ``n``, ``stop``, ``seed``, ``temperature``, ``top_p``, ``top_k``,
-  ``frequency_penalty``, ``presence_penalty``, and the ``trim`` extension;
+  ``frequency_penalty``, ``presence_penalty``, ``logprobs`` (each token's log-probability under
+  the model that wrote it), and the ``trim`` extension;
 - **ignored with a logged warning**: what only matters to a hosted platform (``user``, ``store``,
   ``metadata``, ``service_tier``, ...), standard fields at their no-op values (``logprobs: false``,
   ``tools: []``, ``logit_bias: {}``, ``response_format: {"type": "text"}``, ...), and any field
   this server does not know (as vLLM does);
-- **refused with a 400 naming the field**: what cannot be served (token log-probabilities, tools,
+- **refused with a 400 naming the field**: what cannot be served (alternative tokens, tools,
   structured output, audio, token-id prompts, ``echo``, ``suffix``, ...) and values out of range.
 """
 from __future__ import annotations
@@ -60,6 +61,8 @@ class GenerationRequest:
     presence_penalty: float = 0.0
     n: int = 1
     stop: tuple[str, ...] = ()
+    #: return each answer token's log-probability (under the model that wrote it)
+    logprobs: bool = False
     budget: Budget | None = None
     trace: bool = False
     max_steps: int | None = None
@@ -218,10 +221,6 @@ def _noop_or_refuse(body: dict[str, Any], ignored: list[str]) -> None:
             return
         raise _unsupported(key, why)
 
-    noop("logprobs", lambda v: v is False, "token log-probabilities of an answer written by two "
-         "models are not returned; send logprobs false or leave it out.")
-    noop("top_logprobs", lambda v: v == 0 and not isinstance(v, bool),
-         "token log-probabilities are not returned.")
     noop("logit_bias", lambda v: v == {}, "token ids differ between the weak and the strong "
          "model's tokenizers.")
     noop("tools", lambda v: v == [], "this server has no tool calling.")
@@ -236,6 +235,34 @@ def _noop_or_refuse(body: dict[str, Any], ignored: list[str]) -> None:
     noop("suffix", lambda v: v == "", "insertion (suffix) is not supported.")
     noop("best_of", lambda v: v == body.get("n", 1) or v == 1,
          "best_of other than n is not supported.")
+
+
+def _logprobs(body: dict[str, Any], endpoint: str, ignored: list[str]) -> bool:
+    """Whether token log-probabilities are asked for (each token's under the model that wrote
+    it); alternatives (top_logprobs > 0, completions logprobs > 0) cannot be served."""
+    v = body.get("logprobs")
+    top = body.get("top_logprobs")
+    if top is not None:
+        if isinstance(top, bool) or not isinstance(top, int) or top < 0:
+            raise bad(f"'top_logprobs' must be an integer >= 0. Got {top!r} instead.",
+                      "top_logprobs")
+        if top > 0:
+            raise _unsupported("top_logprobs", "alternative tokens are not returned (the answer "
+                               "mixes two models' distributions); use top_logprobs 0.")
+    if v is None or v is False:
+        if "logprobs" in body:
+            ignored.append("logprobs")
+        return False
+    if endpoint == "chat":
+        if v is not True:
+            raise bad(f"'logprobs' must be a boolean. Got {v!r} instead.", "logprobs")
+        return True
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise bad(f"'logprobs' must be an integer >= 0. Got {v!r} instead.", "logprobs")
+    if v > 0:
+        raise _unsupported("logprobs", "alternative tokens are not returned (the answer mixes "
+                           "two models' distributions); use logprobs 0 for the sampled tokens.")
+    return True
 
 
 def parse_request(body: dict[str, Any], endpoint: str, *, max_n: int = 8) -> GenerationRequest:
@@ -286,6 +313,7 @@ def parse_request(body: dict[str, Any], endpoint: str, *, max_n: int = 8) -> Gen
                               or top_k == 0 or top_k < -1):
         raise bad(f"'top_k' must be -1 (off) or an integer >= 1. Got {top_k!r} instead.", "top_k")
     seed = _int(body, "seed", -(2 ** 63), 2 ** 64 - 1)
+    logprobs = _logprobs(body, endpoint, ignored)
     _noop_or_refuse(body, ignored)
     trim = parse_trim(body.get("trim"))
     handled = {"model", "stream", "stream_options", "max_tokens", "temperature", "top_p",
@@ -302,6 +330,6 @@ def parse_request(body: dict[str, Any], endpoint: str, *, max_n: int = 8) -> Gen
         top_p=_num(body, "top_p", 0.0, 1.0, lo_open=True), top_k=top_k, seed=seed,
         frequency_penalty=_num(body, "frequency_penalty", -2.0, 2.0) or 0.0,
         presence_penalty=_num(body, "presence_penalty", -2.0, 2.0) or 0.0,
-        n=n or 1, stop=_stop(body.get("stop")), budget=trim.get("budget"),
+        n=n or 1, stop=_stop(body.get("stop")), logprobs=logprobs, budget=trim.get("budget"),
         trace=trim.get("trace", False), max_steps=trim.get("max_steps"),
         ignored=tuple(dict.fromkeys(ignored)))

@@ -7,7 +7,7 @@ from typing import Any
 
 from trimpomdp.serve.budget import RouterChoice
 from trimpomdp.serve.openai_schema import GenerationRequest
-from trimpomdp.serve.session import AnswerSession, answer_text, finish_reason
+from trimpomdp.serve.session import AnswerSession, answer_logprobs, answer_text, finish_reason
 from trimpomdp.serve.steps import StepEvent
 
 
@@ -23,9 +23,25 @@ class Answer:
     def text(self) -> str:
         return answer_text(self.record, self.session.stops, self.session.separator)[0]
 
+    def logprobs(self, endpoint: str) -> dict[str, Any] | None:
+        if not self.session.logprobs:
+            return None
+        text = self.text
+        return logprobs_body(endpoint, answer_logprobs(self.record, self.session, text,
+                                                       self.session.separator))
+
     @property
     def finish(self) -> str:
         return finish_reason(self.record, self.session, self.max_steps)
+
+
+def logprobs_body(endpoint: str, toks: list[tuple[str, float, int]]) -> dict[str, Any]:
+    """OpenAI's ``logprobs`` object of a choice (chat: ``content``; completions: lists)."""
+    if endpoint == "chat":
+        return {"content": [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8")),
+                             "top_logprobs": []} for t, lp, _ in toks], "refusal": None}
+    return {"tokens": [t for t, _, _ in toks], "token_logprobs": [lp for _, lp, _ in toks],
+            "top_logprobs": None, "text_offset": [o for _, _, o in toks]}
 
 
 def usage(answers: list[Answer]) -> dict[str, Any]:
@@ -72,12 +88,13 @@ def full_response(req: GenerationRequest, rid: str, created: int, answers: list[
     choices = []
     for i, a in enumerate(answers):
         if req.endpoint == "chat":
-            choices.append({"index": i, "finish_reason": a.finish, "logprobs": None,
+            choices.append({"index": i, "finish_reason": a.finish,
+                            "logprobs": a.logprobs("chat"),
                             "message": {"role": "assistant", "content": a.text,
                                         "refusal": None, "tool_calls": None}})
         else:
-            choices.append({"index": i, "finish_reason": a.finish, "logprobs": None,
-                            "text": a.text})
+            choices.append({"index": i, "finish_reason": a.finish,
+                            "logprobs": a.logprobs("completions"), "text": a.text})
     obj = "chat.completion" if req.endpoint == "chat" else "text_completion"
     return {"id": rid, "object": obj, "created": created, "model": req.model,
             "system_fingerprint": None, "choices": choices, "usage": usage(answers),
@@ -107,6 +124,13 @@ def step_chunk(req: GenerationRequest, rid: str, created: int, ev: StepEvent,
                separator: str = "\n\n") -> dict[str, Any]:
     text = ev.text if ev.index == 0 else separator + ev.text
     out = chunk(req, rid, created, ev.choice, text=text)
+    if req.logprobs:
+        off = 0 if ev.index == 0 else len(separator)
+        toks, pos = [], off
+        for tok, lp in ev.logprobs or ():
+            toks.append((tok, lp, pos))
+            pos += len(tok)
+        out["choices"][0]["logprobs"] = logprobs_body(req.endpoint, toks)
     out["trim"] = {"step": ev.index, "source": ev.source, "tokens": ev.tokens}
     return out
 

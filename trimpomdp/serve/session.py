@@ -81,6 +81,10 @@ class AnswerSession:
     upstream_prompt_tokens: int = 0
     stop_hit: bool = False
     cap_hit: bool = False
+    #: ask the upstreams for token log-probabilities (the request's ``logprobs``)
+    logprobs: bool = False
+    #: every upstream call's (role, output), in order
+    outputs: list[tuple[str, StepOutput]] = field(default_factory=list)
 
     def wrap(self, backend: Any, role: str) -> SessionBackend | None:
         return None if backend is None else SessionBackend(backend, self, role)
@@ -106,14 +110,21 @@ class SessionBackend:
         limit = step_cap if s.remaining is None else min(step_cap, s.remaining)
         if limit <= 0:  # the whole answer's budget is spent: nothing more is decoded
             s.cap_hit = True
-            out = StepOutput(text="", tokens=0, stopped_on_stop=False, finish_reason="length")
+            out = StepOutput(text="", tokens=0, stopped_on_stop=False, finish_reason="length",
+                             token_logprobs=() if s.logprobs else None)
             return self._done(out)
         changes: dict[str, Any] = {"max_tokens": limit}
         if s.seed is not None:
             changes["seed"] = call_seed(s.seed, s.index, self.role, call)
         out = await self.inner.generate_step(
             [*s.conversation, *messages], stop=tuple(dict.fromkeys([*stop, *s.stops])),
-            sampling=dataclasses.replace(sampling, **changes), logprobs=logprobs)
+            sampling=dataclasses.replace(sampling, **changes), logprobs=logprobs or s.logprobs)
+        if s.logprobs and out.token_logprobs is None:
+            from trimpomdp.serve.errors import APIError
+
+            raise APIError(400, f"'logprobs' cannot be served: the {self.role} model's server "
+                           "returned no token log-probabilities (vLLM does; check the upstream, "
+                           "or drop 'logprobs').", param="logprobs")
         if s.remaining is not None:
             s.remaining -= out.tokens
             if out.finish_reason == "length" and limit < step_cap:
@@ -139,17 +150,74 @@ class SessionBackend:
         if not hit:
             return out
         s.stop_hit = True
-        return dataclasses.replace(out, text=text, stopped_on_stop=False, finish_reason="stop")
+        lps = out.token_logprobs
+        if lps is not None and len(text) < len(out.text):
+            lps = _tokens_within(lps, len(text))
+        return dataclasses.replace(out, text=text, stopped_on_stop=False, finish_reason="stop",
+                                   token_logprobs=lps)
 
     def _done(self, out: StepOutput) -> StepOutput:
         s = self.session
         s.last[self.role] = out
+        s.outputs.append((self.role, out))
         if s.tap is not None:
             s.tap.observe_output(self.role, out)
         return out
 
     async def aclose(self) -> None:
         """The shared client stays open (the server closes it on shutdown)."""
+
+
+def _tokens_within(pairs: Sequence[tuple[str, float]], n_chars: int
+                   ) -> tuple[tuple[str, float], ...]:
+    """The leading tokens whose text fits in ``n_chars`` characters."""
+    out, used = [], 0
+    for tok, lp in pairs:
+        if used >= n_chars:
+            break
+        out.append((tok, lp))
+        used += len(tok)
+    return tuple(out)
+
+
+def step_outputs(record: dict[str, Any], session: AnswerSession) -> list[StepOutput | None]:
+    """The upstream output that wrote each step of the record (the draft, or the rewrite)."""
+    outs = session.outputs
+    i, found = 0, []
+    for rec in record["steps"]:
+        while i < len(outs) and not (outs[i][0] == "weak" and outs[i][1].text == rec["draft"]):
+            i += 1
+        chosen = outs[i][1] if i < len(outs) else None
+        i += 1
+        if rec["source"] == "strong":
+            while i < len(outs) and outs[i][0] != "strong":
+                i += 1
+            chosen = outs[i][1] if i < len(outs) else None
+            i += 1
+        found.append(chosen)
+    return found
+
+
+def answer_logprobs(record: dict[str, Any], session: AnswerSession, text: str,
+                    separator: str) -> list[tuple[str, float, int]]:
+    """(token, logprob, character offset in ``text``) for the answer's tokens; each token's
+    log-probability is under the model that wrote its step. Separators are not tokens."""
+    out: list[tuple[str, float, int]] = []
+    pos, first = 0, True
+    for rec, o in zip(record["steps"], step_outputs(record, session)):
+        if not rec["text"]:
+            continue
+        if not first:
+            pos += len(separator)
+        first = False
+        start = pos
+        for tok, lp in (o.token_logprobs or ()) if o is not None else ():
+            if pos >= len(text):
+                break
+            out.append((tok, lp, pos))
+            pos += len(tok)
+        pos = start + len(rec["text"])
+    return out
 
 
 def answer_text(record: dict[str, Any], stops: Sequence[str],

@@ -25,6 +25,8 @@ class StepEvent:
     source: str
     tokens: int
     choice: int = 0
+    #: (token, logprob) of the step, when the request asked for them
+    logprobs: tuple[tuple[str, float], ...] | None = None
 
 
 class StepTap:
@@ -37,14 +39,16 @@ class StepTap:
         self.emitted: list[StepEvent] = []
         self._n_steps = 0
         self._seen = len(SOLUTION_PREFIX)
-        self._draft_tokens = 0
+        self._draft: StepOutput | None = None
         self._strong: StepOutput | None = None
 
-    def _emit(self, text: str, source: str, tokens: int) -> StepEvent | None:
+    def _emit(self, text: str, source: str, tokens: int, out: StepOutput | None
+              ) -> StepEvent | None:
         self._n_steps += 1
         if not text:
             return None  # an empty last step (cut by a stop string): nothing to send
-        ev = StepEvent(len(self.emitted), text, source, tokens, self.choice)
+        ev = StepEvent(len(self.emitted), text, source, tokens, self.choice,
+                       None if out is None else out.token_logprobs)
         self.emitted.append(ev)
         return ev
 
@@ -56,14 +60,14 @@ class StepTap:
         self._seen = len(content)
         for part in delta.split(STEP_SEPARATOR)[:-1]:  # one accepted step per call in practice
             strong, self._strong = self._strong, None
-            ev = self._emit(part, "strong" if strong else "weak",
-                            strong.tokens if strong else self._draft_tokens)
+            out = strong or self._draft
+            ev = self._emit(part, "strong" if strong else "weak", out.tokens if out else 0, out)
             if ev is not None:
                 self.queue.put_nowait(ev)
 
     def observe_output(self, role: str, out: StepOutput) -> None:
         if role == "weak":
-            self._draft_tokens = out.tokens
+            self._draft = out
             self._strong = None
         else:
             self._strong = out
@@ -73,7 +77,8 @@ class StepTap:
         rest = []
         for rec in record["steps"][self._n_steps:]:
             tokens = rec.get("strong_tokens") if rec["source"] == "strong" else rec["draft_tokens"]
-            ev = self._emit(rec["text"], rec["source"], int(tokens or 0))
+            out = self._strong if rec["source"] == "strong" else self._draft
+            ev = self._emit(rec["text"], rec["source"], int(tokens or 0), out)
             if ev is not None:
                 rest.append(ev)
         return rest
