@@ -13,8 +13,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from trimpomdp import __version__
+from trimpomdp._version import __version__
+from trimpomdp.errors import TrimpomdpError
 
 #: command name -> (module, one-line help). Modules load lazily: `solve` never imports torch.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _load(name: str):  # noqa: ANN202 - returns a module
+def _load(name: str) -> ModuleType:
     return importlib.import_module(COMMANDS[name][0])
 
 
@@ -50,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = next((a for a in argv if not a.startswith("-")), None)
     module = None
     for name, (_, help_) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         if name == chosen:
             try:
                 module = _load(name)
@@ -70,8 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if module is None:
         parser.print_help(sys.stderr)
         return 2
-    from trimpomdp.errors import TrimpomdpError
-
     try:
         return int(module.run(args) or 0)
     except TrimpomdpError as exc:

@@ -4,30 +4,44 @@ from __future__ import annotations
 import argparse
 import json
 
+from trimpomdp._validate import check_number
 from trimpomdp.model import load_model
-from trimpomdp.routing.spec import make_router
-from trimpomdp.sim import NaiveSimulator, load_simulator, simulate
+from trimpomdp.routing.spec import PolicySpec, make_router
+from trimpomdp.sim.calibrated import CalibratedSimulator, load_simulator
+from trimpomdp.sim.engine import simulate
+from trimpomdp.sim.naive import NaiveSimulator
+from trimpomdp.tuning import simulator_for
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", required=True, help="thr:K | pomdp:FILE|λ | pomdp-filter:FILE|λ "
                    "| agg:CKPT | seq:CKPT | weak | strong | random:P | query:K | oracle")
     p.add_argument("--n", type=int, default=2000, help="problems to simulate")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="scenario seed (integer >= 0)")
     p.add_argument("--model", help="TRIM model file for POMDP specs (default: bundled)")
     p.add_argument("--observe-regenerated", action="store_true",
                    help="pass each strong step's PRM score to the router (the release does not)")
     p.add_argument("--naive", action="store_true", help="use the POMDP itself as simulator")
+    p.add_argument("--simulator", choices=("auto", "calibrated", "naive"), default="auto",
+                   help="auto: the calibrated MATH-500 simulator for the bundled model, the "
+                        "loaded model itself as simulator for any other")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
 
+    check_number(args.n, "--n", lo=1, hi=10_000_000, integer=True, field="n")
+    check_number(args.seed, "--seed", lo=0, integer=True, field="seed")
+    spec = PolicySpec.parse(args.policy)
     model = load_model(args.model)
-    sim = NaiveSimulator(model) if args.naive else load_simulator()
+    kind = "naive" if args.naive else args.simulator
+    if kind == "auto":
+        sim: CalibratedSimulator | NaiveSimulator = simulator_for(model)[0]
+    else:
+        sim = NaiveSimulator(model) if kind == "naive" else load_simulator()
     sc = sim.scenario(args.n, args.seed)
     strong = simulate(make_router("strong", record=False), sc).mean_strong_tokens
-    res = simulate(make_router(args.policy, model, record=False), sc,
+    res = simulate(spec.factory(model, record=False), sc,
                    observe_regenerated=args.observe_regenerated)
     out = {"spec": args.policy, "seed": args.seed, "simulator": sc.source,
            **res.summary(strong_only_tokens=strong)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from trimpomdp._validate import check_number, check_output_path
+from trimpomdp.cli.solve import LAMBDA_MAX
 from trimpomdp.training.ppo import PPOConfig, train_ppo
 
 
@@ -11,14 +13,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lambda", dest="lam", type=float, required=True,
                    help="cost per strong token (reward 100 per correct answer, as the POMDP)")
     p.add_argument("--out", required=True, help="checkpoint file (JSON)")
-    p.add_argument("--iterations", type=int, default=150)
+    p.add_argument("--iterations", type=int, default=150, help="PPO iterations")
     p.add_argument("--episodes", type=int, default=512, help="episodes per PPO iteration")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (integer >= 0)")
     p.add_argument("--seq", action="store_true", help="train TRIM-Seq (GRU) instead")
 
 
 def run(args: argparse.Namespace) -> int:
-
+    """Check the options and the output path first (training takes minutes), then train."""
+    check_number(args.lam, "--lambda", lo=0.0, hi=LAMBDA_MAX, field="lambda")
+    check_number(args.seed, "--seed", lo=0, integer=True, field="seed")
+    check_output_path(args.out, suffixes=(".json",))
     cfg = PPOConfig(lam=args.lam, iterations=args.iterations, episodes_per_iter=args.episodes,
                     seed=args.seed)
     pol = train_ppo("seq" if args.seq else "agg", args.lam, config=cfg, progress=True)
