@@ -165,3 +165,25 @@ def test_error_bodies_are_valid_json_without_nan(env):
     e = _err(r, 400)
     json.loads(r.text)  # strict
     assert "not valid JSON" in e["message"]
+
+
+def test_one_failing_answer_of_n_fails_the_request_and_cancels_the_other(env):
+    srv, up, http = env
+    up["weak"].inject("/v1/chat/completions", "ok", "500")
+    e = _err(http.post("/v1/chat/completions", json={"model": "trimpomdp", "messages": Q,
+                                                     "n": 2}), 502)
+    assert "HTTP 500" in e["message"]
+    r = http.post("/v1/chat/completions", json={"model": "trimpomdp", "messages": Q, "n": 2})
+    assert r.status_code == 200 and len(r.json()["choices"]) == 2  # and the server goes on
+
+
+def test_a_failure_after_a_keepalive_is_reported_in_band():
+    with stubs(delay=0.4) as up, ServerThread(config(up, sse_keepalive=0.1)) as srv:
+        up["weak"].inject("/v1/chat/completions", "sleep:0.3", "500")
+        with httpx.stream("POST", srv.url + "/v1/chat/completions", timeout=30, json={
+                "model": "trimpomdp", "messages": Q, "stream": True}) as r:
+            assert r.status_code == 200  # the headers went out with the first keep-alive
+            lines = [ln for ln in r.iter_lines() if ln]
+    assert lines[0].startswith("data: ") or lines[0].startswith(": keep-alive")
+    err = next(json.loads(ln[6:]) for ln in lines if ln.startswith('data: {"error"'))
+    assert err["error"]["type"] == "upstream_error" and lines[-1] == "data: [DONE]"
