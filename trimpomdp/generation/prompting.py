@@ -32,10 +32,14 @@ def generation_messages(question: str, steps: Sequence[str]) -> list[dict[str, s
             {"role": "assistant", "content": assistant_prefix(steps)}]
 
 
-def prm_messages(question: str, steps: Sequence[str]) -> list[dict[str, str]]:
-    """Qwen2.5-Math-PRM chat: system instruction, user question, steps each followed by a marker."""
+def prm_messages(question: str, steps: Sequence[str], *,
+                 instruction: str = INSTRUCTION) -> list[dict[str, str]]:
+    """Qwen2.5-Math-PRM chat: system instruction, user question, steps each followed by a marker.
+
+    ``instruction`` is a task profile's ``prm_instruction`` (default: the release's).
+    """
     body = "".join(s.replace(PRM_STEP_MARKER, "") + PRM_STEP_MARKER for s in steps)
-    return [{"role": "system", "content": INSTRUCTION},
+    return [{"role": "system", "content": instruction},
             {"role": "user", "content": question},
             {"role": "assistant", "content": body}]
 
