@@ -64,8 +64,9 @@ class TaskProfile:
     grader: str = "none"
     #: the step horizon (the routing policy's model must cover it)
     max_steps: int = 30
-    #: the PRM's system message ("" for the generator's user template without the question)
-    prm_instruction: str = ""
+    #: the PRM's system message (default: the release's math instruction, the Qwen2.5-Math PRM's
+    #: training format); used where the PRM client takes it (see docs/serve.md)
+    prm_instruction: str = MATH_INSTRUCTION
     #: passed to the chat template (e.g. {"enable_thinking": true})
     chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
