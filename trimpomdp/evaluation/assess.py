@@ -40,8 +40,10 @@ from trimpomdp.data.schema import StepTrace
 from trimpomdp.data.score_dumps import read_score_dump
 from trimpomdp.data.traces import read_traces
 from trimpomdp.errors import DataWarning, InputError
-from trimpomdp.evaluation.trajectories import ScoreTable, track
+from trimpomdp.evaluation.score_table import ScoreTable
+from trimpomdp.evaluation.tracking import track
 from trimpomdp.observation.em import trace_log_likelihood
+from trimpomdp.observation.grid import grid_size
 from trimpomdp.pomdp.trim import TrimPOMDP
 from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
 
@@ -51,10 +53,29 @@ if TYPE_CHECKING:
 #: probabilities are clipped to [EPS, 1 - EPS] for the log-loss
 EPS = 1e-6
 
-__all__ = ["EPS", "Assessment", "SolutionBaselines", "StepData", "assess", "auroc_fast",
-           "bootstrap", "brier", "ece", "heldout_comparison", "load_step_traces", "log_loss",
-           "model_step_probabilities", "plot_reliability", "reliability", "solution_features",
-           "split_problems", "step_log_likelihood", "targeting"]
+__all__ = [
+    "EPS",
+    "Assessment",
+    "SolutionBaselines",
+    "StepData",
+    "assess",
+    "auroc_fast",
+    "bootstrap",
+    "brier",
+    "ece",
+    "heldout_comparison",
+    "load_step_traces",
+    "log_loss",
+    "model_step_probabilities",
+    "plot_reliability",
+    "reliability",
+    "scenario_traces",
+    "score_log_likelihood",
+    "solution_features",
+    "split_problems",
+    "step_log_likelihood",
+    "targeting",
+]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -232,6 +253,31 @@ def load_step_traces(paths: Sequence[str | os.PathLike[str]], *, prm: str = "qwe
                              field="scores")
         traces.extend(got)
     return StepData.from_traces(traces, source=", ".join(map(os.fspath, paths)))
+
+
+def scenario_traces(sc: Any, prefix: str = "sim") -> StepData:
+    """Weak-only step traces of a simulator :class:`~trimpomdp.sim.Scenario` with their true
+    labels: every drafted step is kept, step t is wrong where the weak draw fails, the first such
+    step is the first error, the answer is correct iff there is none. Ids are
+    ``{prefix}{pool problem}#{i}`` so the bootstrap resamples pool problems."""
+    n, H = sc.n, sc.horizon
+    L = np.asarray(sc.L, np.int64)
+    t = np.arange(H)[None, :]
+    wok = sc.u_w < np.asarray(sc.p_w)[:, None]
+    live = t < L[:, None]
+    bad = live & ~wok
+    anyb = bad.any(axis=1)
+    fe = np.where(anyb, bad.argmax(axis=1), -1)
+    ok_prefix = (fe[:, None] < 0) | (t <= fe[:, None])  # prefix correct before this step's draw
+    S = np.where(ok_prefix, np.where(wok, sc.sc_ok, sc.sc_err), sc.sc_post)
+    N = np.zeros((n, H), np.int64)
+    for k in range(H):
+        N[:, k] = sc.draft_tokens(np.arange(n), k, ok_prefix[:, k], wok[:, k])
+    S = np.where(live, S, np.nan)
+    N = np.where(live, N, 0)
+    ids = tuple(f"{prefix}{int(p)}#{i}" for i, p in enumerate(np.asarray(sc.problem)))
+    return StepData(scores=S, tokens=N, lengths=L, correct=(~anyb).astype(float),
+                    first_error=fe.astype(np.int64), ids=ids, source=str(getattr(sc, "source", "")))
 
 
 def split_problems(data: StepData, n_train: int | None = None, *, seed: int = 0
@@ -520,6 +566,23 @@ def step_log_likelihood(model: TrimModel, data: StepData) -> float:
     return float(ll.sum() / data.lengths[has].sum())
 
 
+def score_log_likelihood(model: TrimModel, data: StepData) -> float:
+    """Held-out log-likelihood per step (nats) of the score *sequences* and outcomes: each step's
+    score from the model's P(current | min_prev, c) (its binned P(o | c) normalised along the
+    current-score axis, as a density: mass / bin width), so models on the same score scale
+    compare even when their observations differ (the joint (min_prev, current) emission counts
+    the same minimum at every later step and is no likelihood of the scores)."""
+    k = grid_size(model.bin_size)
+    P = model.obs_probs.reshape(3, k, k)
+    cond = P / np.maximum(P.sum(axis=2, keepdims=True), 1e-300)
+    has = data.has_outcome
+    seqs = [s for s, h in zip(data.sequences(), has) if h]
+    ll = trace_log_likelihood(cond.reshape(3, k * k), model.p_weak, seqs,
+                              data.correct[has].tolist(), bin_size=model.bin_size)
+    n = int(data.lengths[has].sum())
+    return float((ll.sum() - n * math.log(model.bin_size)) / n)
+
+
 def heldout_comparison(train: StepData, test: StepData, models: Mapping[str, TrimModel], *,
                        extra: Mapping[str, np.ndarray] | None = None, density: str = "continuous",
                        n_boot: int = 200, seed: int = 0, level: float = 0.95,
@@ -560,4 +623,5 @@ def heldout_comparison(train: StepData, test: StepData, models: Mapping[str, Tri
             "test_solutions": test.n, "test_problems": int(np.unique(test.problems()).size),
             "test_accuracy": float(y.mean()), "best_baseline": best, "scores": table,
             "step_loglik": {k: step_log_likelihood(m, test) for k, m in models.items()},
+            "score_loglik": {k: score_log_likelihood(m, test) for k, m in models.items()},
             "n_boot": n_boot, "level": level}
