@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trimpomdp._io import atomic_write, write_json
+from trimpomdp._io import atomic_write, read_json, write_json
 from trimpomdp.errors import SolverError
 from trimpomdp.pomdp.cassandra import read_pomdp
 from trimpomdp.pomdp.tabular import TabularPOMDP
@@ -111,7 +111,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the numpy-kernel ('before') runs")
     ap.add_argument("--pomdpsol", help="pomdpsol binary (default: $POMDPSOL, then PATH)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "classic_pomdp.md"))
+    ap.add_argument("--render", metavar="JSON", help="only rewrite --out from a saved .json")
+    ap.add_argument("--merge", metavar="JSON",
+                    help="start from the rows of a saved .json: (problem, budget) pairs it has "
+                         "with a pomdpsol result are not run again")
     args = ap.parse_args(argv)
+    if args.render:
+        doc = read_json(args.render)
+        _write(Path(args.out), doc["rows"], doc["kernels_before_after"], sorted({r["budget"] for r in doc["rows"]}),
+               any(r["kernels"] == "native" for r in doc["rows"]),
+               "yes" if any(r["pomdpsol"] for r in doc["rows"]) else None,
+               doc.get("wall_s", 0.0))
+        return 0
     budgets = [args.seconds] if args.seconds else ([2.0] if args.quick and args.budgets ==
                                                    [10.0, 60.0] else args.budgets)
     only = args.only or (QUICK if args.quick else None)
@@ -129,15 +140,27 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted((f for f in files if not only or _name(f) in only), key=os.path.getsize)
     rows: list[dict[str, Any]] = []
     before: list[dict[str, Any]] = []
+    wall0 = 0.0
+    if args.merge:
+        doc = read_json(args.merge)
+        rows = [r for r in doc["rows"] if r["pomdpsol"] is not None or exe is None]
+        before = list(doc["kernels_before_after"])
+        wall0 = float(doc.get("wall_s", 0.0))
+    done = {(r["file"], r["budget"]) for r in rows}
     out = Path(args.out)
-    t_start = time.time()
+    t_start = time.time() - wall0
     with tempfile.TemporaryDirectory(prefix="classic_pomdp_") as tmp:
         for f in files:
+            todo = [b for b in budgets if (os.path.basename(f), b) not in done]
+            name = _name(f) + (" (pomdpx)" if f.endswith(".pomdpx") else "")
+            want_before = not args.no_before and native and not any(
+                b["problem"] == name for b in before)
+            if not todo and not want_before:
+                continue
             c0 = time.process_time()
             m = read_pomdp(f)
             read_s = time.process_time() - c0
-            name = _name(f) + (" (pomdpx)" if f.endswith(".pomdpx") else "")
-            for budget in budgets:
+            for budget in todo:
                 ours, theirs, err = side_by_side(f, m, budget, exe, tmp)
                 row: dict[str, Any] = {
                     "problem": name, "file": os.path.basename(f), "states": m.n_states,
@@ -153,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                         if theirs.seconds >= 0.05 else None},
                     "pomdpsol_error": err}
                 rows.append(row)
+                rows.sort(key=lambda r: (os.path.getsize(os.path.join(data, "pomdp", r["file"])),
+                                         r["file"], r["budget"]))
                 print(_row_line(row), flush=True)
-            if not args.no_before and native:
+            if want_before:
                 nb = _ours(m, budgets[0], "numpy")
                 na = next(r["ours"] for r in rows if r["problem"] == name
                           and r["budget"] == budgets[0])
@@ -172,12 +197,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _reached(row: dict[str, Any]) -> str:
+    """✓ where ours is at least as tight; both converged (gap ≤ precision) counts as tied."""
     t = row["pomdpsol"]
     if t is None:
         return "–"
     o = row["ours"]
-    lo = o["lower"] >= t["lower"] - TOL * max(1.0, abs(t["lower"])) * 0.1
-    up = o["upper"] <= t["upper"] + TOL * max(1.0, abs(t["upper"])) * 0.1
+    both = bool(o["converged"] and t["converged"])
+    tl = TOL if both else 1e-4 * max(1.0, abs(t["lower"]))
+    tu = TOL if both else 1e-4 * max(1.0, abs(t["upper"]))
+    lo = o["lower"] >= t["lower"] - tl
+    up = o["upper"] <= t["upper"] + tu
     return ("✓" if lo else f"L −{t['lower'] - o['lower']:.3g}") + " / " + (
         "✓" if up else f"U +{o['upper'] - t['upper']:.3g}")
 
@@ -232,12 +261,14 @@ def _write(out: Path, rows: list[dict[str, Any]], before: list[dict[str, Any]],
             f"incl. parsing){'' if exe else '; pomdpsol was not found, so its columns are empty'}."
             " Both run at the same time, one per core. Backups: one belief-node update of both "
             "bounds (pomdpsol's #Backup). *reached*: ours ≥ pomdpsol's lower and ≤ its upper "
-            "(within 1e-4 relative for its 6 printed digits), else the shortfall.\n\n"
+            "(within 1e-4 relative for its 6 printed digits; within the precision when both "
+            "converged), else the shortfall.\n\n"
             + "\n".join(lines) + "\n\n## Kernels: backups per CPU second before / after\n\n"
             + ("\n".join(bl) if before else "(not run)") + "\n")
     with atomic_write(out) as fh:
         fh.write(text)
-    write_json(out.with_suffix(".json"), {"rows": rows, "kernels_before_after": before})
+    write_json(out.with_suffix(".json"), {"rows": rows, "kernels_before_after": before,
+                                          "wall_s": wall})
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ class _TStore:
 
     def __init__(self, n_a: int, n_s: int, dense: bool) -> None:
         self.n_a, self.n_s, self.dense = n_a, n_s, dense
-        self.arr = np.zeros((n_a, n_s, n_s)) if dense else None
+        self.arr = np.zeros((n_a, n_s, n_s) if dense else (0, 0, 0))
         self.dok: list[dict[int, float]] = [] if dense else [{} for _ in range(n_a)]
 
     def set(self, a: list[int], s: list[int], s2: list[int], vals: np.ndarray) -> None:

@@ -131,7 +131,7 @@ class PointBasedSolver:
 
     def _pbvi_expand(self, K: PreparedPOMDP, B: np.ndarray,
                      rng: np.random.Generator) -> np.ndarray:
-        new = []
+        new: list[np.ndarray] = []
         for b in B:
             P, J = K.successors(b)
             ok = P > 1e-12
@@ -230,9 +230,9 @@ class PointBasedSolver:
         nb = 0
         while todo.any():
             i = int(rng.choice(np.flatnonzero(todo)))
-            alpha, a = backup_many(K, G, B[i:i + 1])
+            alphas, acts1 = backup_many(K, G, B[i:i + 1])
             nb += 1
-            alpha, a = alpha[0], int(a[0])
+            alpha, a = alphas[0], int(acts1[0])
             if alpha @ B[i] < old[i]:
                 k = int((G @ B[i]).argmax())
                 alpha, a = G[k], int(acts[k])

@@ -108,6 +108,7 @@ def run_pomdpsol(model_file: str | os.PathLike[str], *, timeout: float = 20.0,
                           "(bash .ci/sarsop.sh builds one from ../shared/vendor/sarsop)")
     timeout = nonneg_float(timeout, "timeout", strict=True)
     precision = nonneg_float(precision, "precision", strict=True)
+    wall_limit = timeout * 30 + 600  # a safety net only: --timeout is in CPU seconds
     with tempfile.TemporaryDirectory(prefix="trim_pomdpsol_") as tmp:
         out = Path(output) if output is not None else Path(tmp) / "out.policy"
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -115,9 +116,11 @@ def run_pomdpsol(model_file: str | os.PathLike[str], *, timeout: float = 20.0,
             proc = subprocess.run([exe, str(model_file), "--precision", repr(precision),
                                    "--timeout", repr(timeout), "--output", str(out)],
                                   check=False, capture_output=True, text=True, cwd=tmp,
-                                  timeout=timeout * 3 + 120)
+                                  timeout=wall_limit)
         except subprocess.TimeoutExpired:
-            raise SolverError(f"pomdpsol did not finish within {timeout * 3 + 120:g} s") from None
+            raise SolverError(f"pomdpsol did not finish within {wall_limit:g} s of wall time "
+                              "(its --timeout counts CPU seconds; is the machine overloaded?)"
+                              ) from None
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if proc.returncode != 0 or not out.exists():

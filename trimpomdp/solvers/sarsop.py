@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from trimpomdp._validate import nonneg_float
-from trimpomdp.errors import InputError
+from trimpomdp.errors import InputError, SolverError
 from trimpomdp.pomdp.tabular import TabularPOMDP
 from trimpomdp.solvers import _kernels
 from trimpomdp.solvers.bounds import (
@@ -122,6 +122,13 @@ class AlphaSet:
         for i in self.ids[~keep]:
             self.refs.pop(int(i), None)
         self._compact(keep)
+
+
+def _arr(x: np.ndarray | None) -> np.ndarray:
+    """A per-node array of an expanded node (never None there)."""
+    if x is None:
+        raise SolverError("internal error: a belief node was used before it was expanded")
+    return x
 
 
 class _Tree:
@@ -310,7 +317,7 @@ class SARSOPSolver:
 
     def _q(self, tree: _Tree, i: int) -> None:
         """Q bounds of node i from its children's stored bounds."""
-        kids, P = tree.kids[i], tree.P[i]
+        kids, P = _arr(tree.kids[i]), _arr(tree.P[i])
         lbk = np.where(kids >= 0, tree.lb[np.maximum(kids, 0)], 0.0)
         ubk = np.where(kids >= 0, tree.ub[np.maximum(kids, 0)], 0.0)
         g = self._K.gamma
@@ -337,7 +344,7 @@ class SARSOPSolver:
         if val > tree.lb[i] + 1e-12 * max(1.0, abs(val)):
             self.G.add(alpha, a, self.G.ids[sel])
             tree.lb[i] = val
-        kids = tree.kids[i]
+        kids = _arr(tree.kids[i])
         ks = kids[mask]
         lbk = bestv[mask] / P[mask]
         tree.lb[ks] = np.maximum(tree.lb[ks], lbk)
@@ -346,7 +353,7 @@ class SARSOPSolver:
         # upper bound: refresh the children (sawtooth) of the actions that can still be best;
         # Q upper values only fall, so an action whose stale value is below the best fresh one
         # cannot be the max.
-        Qub = tree.Qub[i]
+        Qub = _arr(tree.Qub[i])
         best_fresh = -np.inf
         for aa in np.argsort(-Qub):
             if Qub[aa] <= best_fresh:
@@ -357,7 +364,7 @@ class SARSOPSolver:
             tree.ub[ka] = np.maximum(np.minimum(tree.ub[ka], ubk), tree.lb[ka])
             Qub[aa] = Rb[aa] + g * float(P[aa][m] @ tree.ub[ka])
             best_fresh = max(best_fresh, Qub[aa])
-        ub = float(tree.Qub[i].max())
+        ub = float(Qub.max())
         if ub < tree.ub[i]:
             tree.ub[i] = max(ub, tree.lb[i])
         if tree.ukey[i] < 0:
@@ -415,11 +422,11 @@ class SARSOPSolver:
                 self._expand(tree, i)
             if time.process_time() >= deadline:
                 break
-            Qlb, Qub = tree.Qlb[i], tree.Qub[i]
+            Qlb, Qub = _arr(tree.Qlb[i]), _arr(tree.Qub[i])
             a = int(Qub.argmax())
             Lp = max(L, float(Qlb[a]))
             Up = max(U, float(Qlb[a]) + thr)
-            kids, P = tree.kids[i][a], tree.P[i][a]
+            kids, P = _arr(tree.kids[i])[a], _arr(tree.P[i])[a]
             ok = kids >= 0
             if not ok.any():
                 break
@@ -427,7 +434,7 @@ class SARSOPSolver:
             ubk = np.where(ok, tree.ub[np.maximum(kids, 0)], 0.0)
             score = np.where(ok, P * (ubk - lbk - thr * g ** -1), -np.inf)
             o = int(score.argmax())
-            Rb = float(tree.Rb[i][a])
+            Rb = float(_arr(tree.Rb[i])[a])
             rest_l = float((P * lbk).sum() - P[o] * lbk[o])
             rest_u = float((P * ubk).sum() - P[o] * ubk[o])
             L = (Lp - Rb - g * rest_l) / (g * P[o])
@@ -449,7 +456,7 @@ class SARSOPSolver:
             kids = tree.kids[i]
             if kids is None:
                 continue
-            ks = kids[tree.Qub[i] >= tree.lb[i] - 1e-12].ravel()
+            ks = kids[_arr(tree.Qub[i]) >= tree.lb[i] - 1e-12].ravel()
             ks = ks[ks >= 0]
             ks = np.unique(ks[expanded[ks] & ~visited[ks]])
             if ks.size:
