@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "trimpomdp"
 #: optional third-party dependencies a function may import on use
 OPTIONAL = ("torch", "transformers", "httpx", "aiohttp", "matplotlib", "pomdp_py", "math_verify",
-            "vllm", "tomllib", "tomli", "sklearn.metrics", "IPython")
+            "vllm", "tomllib", "tomli", "sklearn.metrics", "IPython", "safetensors", "langchain_openai",
+            "litellm", "lm_eval")
 #: internal modules that exist to wrap an optional dependency (importing them is guarding it)
 OPTIONAL_INTERNAL = ("trimpomdp.generation.hf_local", "trimpomdp.generation.prm_hf",
                      "trimpomdp.generation._http", "trimpomdp.generation.openai_compat",

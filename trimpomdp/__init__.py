@@ -19,7 +19,7 @@ _LAZY = {
     "TrimModel": "trimpomdp.model", "load_model": "trimpomdp.model",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = ["__version__", *sorted(_LAZY)]  # noqa: PLE0604 - the lazy table is the list
 
 
 def __getattr__(name: str) -> Any:

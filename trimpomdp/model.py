@@ -66,7 +66,7 @@ class TrimModel:
         """Number of observation bins."""
         return int(self.obs_probs.shape[1])
 
-    def replace(self, **changes: Any) -> "TrimModel":
+    def replace(self, **changes: Any) -> TrimModel:
         """A copy with some fields changed (validated again)."""
         d = {f: getattr(self, f) for f in self.__dataclass_fields__}
         d.update(changes)
@@ -87,7 +87,7 @@ class TrimModel:
         write_json(path, self.to_dict())
 
     @classmethod
-    def from_dict(cls, doc: Any, path: str | os.PathLike[str] = "<model>") -> "TrimModel":
+    def from_dict(cls, doc: Any, path: str | os.PathLike[str] = "<model>") -> TrimModel:
         """Inverse of :meth:`to_dict`; errors name the file and field."""
         doc = check_envelope(doc, KIND, path)
         try:

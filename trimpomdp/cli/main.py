@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from trimpomdp._version import __version__
-from trimpomdp.errors import TrimpomdpError
+from trimpomdp.errors import TrimpomdpError, one_line_warnings
 
 #: command name -> (module, one-line help). Modules load lazily: `solve` never imports torch.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -74,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(module.run(args) or 0)
+        with one_line_warnings(f"trimpomdp {args.command}"):
+            return int(module.run(args) or 0)
     except TrimpomdpError as exc:
         print(f"trimpomdp {args.command}: error: {exc}", file=sys.stderr)
         return 2

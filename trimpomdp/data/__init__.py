@@ -18,7 +18,7 @@ _LAZY = {
     "write_traces": "trimpomdp.data.traces",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(_LAZY)  # noqa: PLE0605 - the lazy table is the list
 
 
 def __getattr__(name: str) -> Any:

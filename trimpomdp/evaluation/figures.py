@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from trimpomdp.evaluation.simplex import draw_simplex, to_xy
-
-if TYPE_CHECKING:
-    pass
 from trimpomdp.evaluation.score_table import ScoreTable
 from trimpomdp.evaluation.separation import auroc
+from trimpomdp.evaluation.simplex import draw_simplex, to_xy
 from trimpomdp.evaluation.tracking import BeliefTracks, regeneration_profile
 
 

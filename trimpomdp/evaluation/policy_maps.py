@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from trimpomdp.evaluation.simplex import draw_simplex, simplex_grid, to_xy
-
-if TYPE_CHECKING:
-    pass
 from trimpomdp.evaluation.figures import _ax
+from trimpomdp.evaluation.simplex import draw_simplex, simplex_grid, to_xy
 from trimpomdp.evaluation.tracking import _check_choice, q_batch
 
 

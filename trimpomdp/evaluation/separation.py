@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from trimpomdp.errors import InputError
-
-if TYPE_CHECKING:
-    pass
 from trimpomdp.evaluation.score_table import ScoreTable
 from trimpomdp.evaluation.tracking import BeliefTracks
 

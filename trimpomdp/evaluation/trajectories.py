@@ -19,7 +19,7 @@ The concepts live in their own modules (:mod:`~trimpomdp.evaluation.score_table`
 """
 from __future__ import annotations
 
-from trimpomdp.evaluation.figures import (  # noqa: F401
+from trimpomdp.evaluation.figures import (
     pick_examples,
     plot_filter_vs_release,
     plot_regeneration_profile,
@@ -27,7 +27,7 @@ from trimpomdp.evaluation.figures import (  # noqa: F401
     plot_score_paths,
     plot_simplex_trajectories,
 )
-from trimpomdp.evaluation.policy_maps import (  # noqa: F401
+from trimpomdp.evaluation.policy_maps import (
     action_map,
     plot_policy_grid,
     plot_regenerate_regions,
@@ -40,13 +40,13 @@ from trimpomdp.evaluation.score_table import (  # noqa: F401  # noqa: F401
     ScoreTable,
     load_scores,
 )
-from trimpomdp.evaluation.separation import (  # noqa: F401
+from trimpomdp.evaluation.separation import (
     auroc,
     auroc_bootstrap,
     auroc_table,
     separation_scores,
 )
-from trimpomdp.evaluation.studies import (  # noqa: F401
+from trimpomdp.evaluation.studies import (
     learned_checkpoints,
     release_measured_curves,
     simulate_policies,

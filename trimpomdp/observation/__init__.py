@@ -17,7 +17,7 @@ _LAZY = {
     "observation_sequence": "trimpomdp.observation.features",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(_LAZY)  # noqa: PLE0605 - the lazy table is the list
 
 
 def __getattr__(name: str) -> Any:

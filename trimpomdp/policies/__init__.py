@@ -14,7 +14,7 @@ _LAZY = {
     "PolicySet": "trimpomdp.policies.policy_set",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(_LAZY)  # noqa: PLE0605 - the lazy table is the list
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from trimpomdp._io import check_envelope, envelope, read_json, write_json
+from trimpomdp._validate import check_int_array
 from trimpomdp.errors import InputError, SolverError
 from trimpomdp.pomdp.tabular import TabularPOMDP
 
@@ -148,9 +149,9 @@ class AlphaVectorPolicy:
         for key in ("alphas", "actions", "n_states"):
             if key not in doc:
                 raise InputError(f"missing field '{key}'", path=path, field=key)
+        actions = check_int_array(doc["actions"], "actions", path=path, lo=0)
         try:
             alphas = np.asarray(doc["alphas"], dtype=float)
-            actions = np.asarray(doc["actions"], dtype=np.int64)
         except (TypeError, ValueError):
             raise InputError("alphas must be a list of lists of numbers and actions a list of "
                              "integers.", path=path, field="alphas") from None

@@ -53,7 +53,7 @@ class PolicySet:
                                                            "summary": list(self.summary)}))
 
     @classmethod
-    def load(cls, folder: str | os.PathLike[str]) -> "PolicySet":
+    def load(cls, folder: str | os.PathLike[str]) -> PolicySet:
         """Read a folder written by :meth:`save`."""
         folder = Path(folder)
         doc = check_envelope(read_json(folder / INDEX), "policy_set", folder / INDEX)
@@ -69,7 +69,7 @@ def solve_sweep(model: TrimModel, lambdas: Iterable[float], *, tol: float = 1e-5
                 progress: bool = True, on_policy: Callable[[TrimPolicy], dict] | None = None
                 ) -> PolicySet:
     """Solve the TRIM POMDP for each λ (tqdm progress); ``on_policy`` adds summary columns."""
-    lams = sorted(set(float(x) for x in lambdas))
+    lams = sorted({float(x) for x in lambdas})
     if not lams:
         raise InputError("lambdas must hold at least one value. Got none instead.")
     solver = FiniteHorizonSolver(tol=tol)

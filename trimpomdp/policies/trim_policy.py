@@ -133,7 +133,7 @@ class TrimPolicy:
         write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "TrimPolicy":
+    def load(cls, path: str | os.PathLike[str]) -> TrimPolicy:
         """Read a policy file; a file from another schema version or model raises InputError."""
         doc = check_envelope(read_json(path), KIND, path)
         try:

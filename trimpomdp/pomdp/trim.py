@@ -73,7 +73,7 @@ class TrimPOMDP:
         return prob_vector(belief, "belief", atol=atol)
 
     def to_tabular(self, step: int = 0, tokens: float | None = None, belief: object = (1, 0, 0),
-                   *, final: bool = False):  # noqa: ANN201 - TabularPOMDP (lazy import)
+                   *, final: bool = False):
         """This instance as a generic :class:`~trimpomdp.pomdp.tabular.TabularPOMDP` from a start.
 
         States: (class, step) for the start step onwards, (class, final marker), and an absorbing

@@ -24,7 +24,7 @@ _LAZY = {
     "router_factory": "trimpomdp.routing.spec",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(_LAZY)  # noqa: PLE0605 - the lazy table is the list
 
 
 def __getattr__(name: str) -> Any:

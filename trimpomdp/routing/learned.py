@@ -249,5 +249,13 @@ def load_learned_rule(path: str | os.PathLike[str], expect: str | None = None
     return AggRule(w) if kind == "agg" else SeqRule(w)
 
 
-__all__ = ["AggRule", "KIND", "LearnedWeights", "SeqRule", "gru_step", "load_learned_rule", "mlp",
-           "save_weights"]
+__all__ = [
+    "KIND",
+    "AggRule",
+    "LearnedWeights",
+    "SeqRule",
+    "gru_step",
+    "load_learned_rule",
+    "mlp",
+    "save_weights",
+]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from trimpomdp.belief import Belief, BayesFilterUpdater, SingleObservationUpdater
+from trimpomdp.belief import BayesFilterUpdater, Belief, SingleObservationUpdater
 from trimpomdp.errors import InputError
 from trimpomdp.routing.router import RouterFactory, StepRouter
 from trimpomdp.routing.types import BaseRule, Route, StepContext

@@ -19,9 +19,9 @@ from trimpomdp.model import load_model
 from trimpomdp.pomdp.trim import TrimPOMDP
 from trimpomdp.routing.pomdp import pomdp_factory
 from trimpomdp.routing.spec import PolicySpec
+from trimpomdp.serve.validation import Budget
 from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
 from trimpomdp.tuning import lambda_for_budget
-from trimpomdp.serve.validation import Budget
 
 
 @dataclass(frozen=True, slots=True)

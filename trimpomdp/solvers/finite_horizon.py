@@ -53,7 +53,7 @@ class _Envelope:
     breaks: np.ndarray  # breaks[i] = x where line i + 1 takes over from line i
 
     @classmethod
-    def from_lines(cls, u: np.ndarray, v: np.ndarray) -> "_Envelope":
+    def from_lines(cls, u: np.ndarray, v: np.ndarray) -> _Envelope:
         order = np.lexsort((u, v))
         us: list[float] = []
         vs: list[float] = []
@@ -132,7 +132,7 @@ class _TermSet:
         return u, v
 
     @staticmethod
-    def _argmax_alpha(g: "_StepValue", q: np.ndarray) -> np.ndarray:
+    def _argmax_alpha(g: _StepValue, q: np.ndarray) -> np.ndarray:
         tot = q.sum(axis=0)
         safe = np.where(tot > 0, tot, 1.0)
         x = q[0] / safe
