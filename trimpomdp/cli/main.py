@@ -39,6 +39,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: optional dependency -> the extra that installs it
+EXTRAS = {"torch": "train", "httpx": "live", "aiohttp": "live", "math_verify": "live",
+          "transformers": "hf", "accelerate": "hf", "safetensors": "hf", "pomdp_py": "dev",
+          "vllm": "hf"}
+
+
 def _load(name: str) -> ModuleType:
     return importlib.import_module(COMMANDS[name][0])
 
@@ -62,8 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"trimpomdp {name}: error: this command is not available in this "
                           "version", file=sys.stderr)
                     return 2
+                root = (exc.name or "").split(".")[0]
+                extra = EXTRAS.get(root, "live")
                 print(f"trimpomdp {name}: error: missing dependency '{exc.name}' (install the "
-                      "extras: pip install 'trimpomdp[live]')", file=sys.stderr)
+                      f"extra: pip install 'trimpomdp[{extra}]')", file=sys.stderr)
                 return 2
             module.add_arguments(p)
     try:
@@ -78,6 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(module.run(args) or 0)
     except TrimpomdpError as exc:
         print(f"trimpomdp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional dependency imported on use
+        extra = EXTRAS.get((exc.name or "").split(".")[0], "live")
+        print(f"trimpomdp {args.command}: error: missing dependency '{exc.name}' (install the "
+              f"extra: pip install 'trimpomdp[{extra}]')", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"trimpomdp {args.command}: interrupted", file=sys.stderr)
