@@ -90,3 +90,15 @@ def apply_config_file(args: argparse.Namespace, add_arguments: Callable[[Any], N
                              path=path, field=raw_key)
         if getattr(args, key, None) == action.default:
             setattr(args, key, _convert(action, value, path, raw_key))
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` with each option's default, unless it is unset or the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if default in (None, False, (), argparse.SUPPRESS) or "default" in text or \
+                not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"

@@ -14,7 +14,9 @@ _DATASETS = {"math500": "math500/test.jsonl"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    from trimpomdp.cli._config import DefaultsHelpFormatter
+
+    p.formatter_class = DefaultsHelpFormatter
     p.add_argument("--weak", metavar="URL", help="weak model server (OpenAI API); required")
     p.add_argument("--strong", metavar="URL", help="strong model server (OpenAI API)")
     p.add_argument("--prm", metavar="URL|self", help="vLLM /pooling PRM server URL, or 'self' to "

@@ -13,7 +13,9 @@ def _origins(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    from trimpomdp.cli._config import DefaultsHelpFormatter
+
+    p.formatter_class = DefaultsHelpFormatter
     up = p.add_argument_group("upstream servers")
     up.add_argument("--weak", metavar="URL", help="weak model server (OpenAI API); required")
     up.add_argument("--strong", metavar="URL", help="strong model server (OpenAI API)")
