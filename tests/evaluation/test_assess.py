@@ -58,7 +58,7 @@ def synthetic(n_problems: int = 40, per: int = 4, seed: int = 0, labels: bool = 
 
 @pytest.fixture(scope="module")
 def data() -> StepData:
-    return StepData.from_traces(synthetic())
+    return StepData.from_traces(synthetic(25, 4))
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_prefix_labels_from_labels_and_first_error():
 
 
 def test_filter_probabilities_match_scalar_updater(data, model):
-    p, act = model_step_probabilities(model, data, lam=0.25)
+    p, act = model_step_probabilities(model, data, lam=0.85)
     filt = BayesFilterUpdater.from_model(model, "continuous")
     for i in range(0, data.n, 17):
         b = None
@@ -163,7 +163,7 @@ def test_bootstrap_resamples_whole_groups():
 
 
 def test_assess_sections_and_reference_values(data, model):
-    a = assess(model, data, lam=0.25, n_boot=20)
+    a = assess(model, data, lam=0.5, n_boot=8)
     s = a.summary
     assert s["solutions"] == data.n and s["with_step_labels"] == data.n
     lab = data.prefix_correct()
@@ -186,10 +186,10 @@ def test_assess_sections_and_reference_values(data, model):
 
 
 def test_split_baselines_and_heldout(data, model):
-    tr, te = split_problems(data, 25, seed=0)
+    tr, te = split_problems(data, 12, seed=0)
     assert not (tr & te).any() and (tr | te).all()
     pt, pe = set(data.problems()[tr]), set(data.problems()[te])
-    assert len(pt) == 25 and not pt & pe
+    assert len(pt) == 12 and not pt & pe
     train, test = data.subset(tr), data.subset(te)
     b = SolutionBaselines().fit(train)
     X = solution_features(train)
@@ -198,7 +198,7 @@ def test_split_baselines_and_heldout(data, model):
     Zt = (solution_features(test) - X.mean(0)) / (X.std(0) + 1e-12)
     np.testing.assert_allclose(b.predict(test)["logistic"], ref.predict_proba(Zt)[:, 1],
                                atol=1e-8)
-    res = heldout_comparison(train, test, {"release": model}, n_boot=10)
+    res = heldout_comparison(train, test, {"release": model}, n_boot=5)
     assert set(res["scores"]) == {"min score", "last score", "logistic", "release"}
     assert res["scores"]["min score"]["auroc"]["value"] == pytest.approx(
         roc_auc_score(test.correct, np.nanmin(test.scores, axis=1)))
@@ -211,14 +211,14 @@ def test_split_baselines_and_heldout(data, model):
 @pytest.fixture()
 def trace_file(tmp_path):
     p = tmp_path / "traces.jsonl"
-    write_traces(p, synthetic(12, 3))
+    write_traces(p, synthetic(8, 3))
     return p
 
 
 def test_cli_json_and_out(trace_file, tmp_path, capsys):
     out = tmp_path / "res"
-    rc = main(["assess", "default", str(trace_file), "--json", "--n-boot", "5", "--out",
-               str(out), "--train-problems", "6"])
+    rc = main(["assess", "default", str(trace_file), "--json", "--n-boot", "3", "--out",
+               str(out), "--train-problems", "4", "--lambda", "0.85"])
     assert rc == 0
     doc = json.loads(capsys.readouterr().out)
     assert {"solution", "step", "targeting", "heldout"} <= set(doc)
@@ -231,7 +231,7 @@ def test_cli_json_and_out(trace_file, tmp_path, capsys):
 
 
 def test_cli_text(trace_file, capsys):
-    assert main(["assess", "default", str(trace_file), "--n-boot", "3"]) == 0
+    assert main(["assess", "default", str(trace_file), "--n-boot", "3", "--lambda", "0.85"]) == 0
     txt = capsys.readouterr().out
     assert "step level" in txt and "first-error targeting" in txt
 

@@ -1,0 +1,96 @@
+"""Calibrated-score EM model: the transform, the TrimModel it exports (filter and solver), the
+raw-score likelihood's change of variables; simulator traces against the engine's rollout."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trimpomdp.data.schema import StepTrace
+from trimpomdp.evaluation.assess import (
+    StepData,
+    model_step_probabilities,
+    scenario_traces,
+    score_log_likelihood,
+)
+from trimpomdp.evaluation.score_model import CalibratedScoreModel, QuantileTransform
+from trimpomdp.model import load_model
+from trimpomdp.pomdp.trim import TrimPOMDP
+from trimpomdp.sim import load_simulator
+from trimpomdp.sim.engine import rollout
+from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
+
+
+def _traces(n: int = 150, seed: int = 0) -> StepData:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        L = int(rng.integers(1, 8))
+        e = int(rng.geometric(0.1)) - 1
+        s = np.where(np.arange(L) < e, 1 - rng.beta(1, 40, L), rng.beta(2, 3, L))
+        s = np.where(rng.random(L) < 0.2, 1.0, s)  # ties at 1.0, as real PRMs give
+        s = np.where(np.arange(L) == e, rng.beta(1, 4, L), s)
+        out.append(StepTrace(problem_id=f"q{i // 3}#{i % 3}", scores=tuple(map(float, s)),
+                             correct=bool(e >= L)))
+    return StepData.from_traces(out)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    d = _traces()
+    return CalibratedScoreModel(n_types=1, n_init=1).fit(d), d
+
+
+def test_quantile_transform_is_monotone_onto_unit_interval():
+    rng = np.random.default_rng(0)
+    s = np.r_[rng.beta(5, 1, 500), np.ones(300)]
+    g = QuantileTransform(50).fit(s)
+    x = np.linspace(0, 1, 1001)
+    gx = g.transform(x)
+    assert gx[0] == 0.0 and gx[-1] == 1.0 and np.all(np.diff(gx) >= 0)
+    # away from the tie at 1.0, g is the empirical CDF (within one knot)
+    for q in (0.1, 0.3, 0.5):
+        v = np.quantile(s, q)
+        assert g.transform(v) == pytest.approx(q, abs=1 / 50 + 1e-9)
+
+
+def test_trim_model_filter_equals_model_and_solves(fitted):
+    m, d = fitted
+    tm = m.trim_model(load_model())
+    assert tm.bin_size == 0.025 and tm.p_weak == pytest.approx(float(m.em_.p_[0]))
+    p, _ = model_step_probabilities(tm, m.transformed(d), lam=None, density="binned")
+    ref = m.step_probabilities(d)
+    ok = d.mask()
+    np.testing.assert_allclose(p[ok], ref[ok], atol=1e-10)
+    pol = FiniteHorizonSolver().solve(TrimPOMDP(model=tm, lam=0.5))
+    assert pol.action(step=2, tokens=60, belief=[0.05, 0.05, 0.9]) in (0, 1)
+
+
+def test_raw_score_likelihood_adds_the_jacobian(fitted):
+    m, d = fitted
+    tm = m.trim_model(load_model())
+    s = d.scores[d.mask()]
+    h = 1e-7
+    lo, hi = np.clip(s - h, 0, 1), np.clip(s + h, 0, 1)
+    slope = (m.transform_.transform(hi) - m.transform_.transform(lo)) / (hi - lo)
+    # finite differences straddle a knot only on ties; keep the steps where both sides agree
+    jac = np.mean(np.log(slope))
+    got = m.step_log_likelihood(d) - score_log_likelihood(tm, m.transformed(d))
+    assert got == pytest.approx(jac, rel=0.05)
+
+
+def test_scenario_traces_replay_the_engine():
+    sc = load_simulator().scenario(80, 3)
+    d = scenario_traces(sc)
+    seen = np.full(d.scores.shape, np.nan)
+
+    def act(t, idx, score, tokens, final):
+        seen[idx, t] = score
+        return np.zeros(idx.size, dtype=np.int8)
+
+    res = rollout(sc, act)
+    np.testing.assert_array_equal(d.correct.astype(bool), res.correct)
+    np.testing.assert_allclose(d.scores[d.mask()], seen[d.mask()])
+    fe = d.first_error
+    for i in range(d.n):
+        wrong = np.flatnonzero(sc.u_w[i, :d.lengths[i]] >= sc.p_w[i])
+        assert fe[i] == (wrong[0] if wrong.size else -1)
