@@ -41,12 +41,39 @@ not sampling noise).
 Fitted: the two endpoints (k = 0 and k = 1 of TRIM-Thr) and three score shifts; checked against
 the measured TRIM-Thr curve on an independent seed in ``benchmarks/calibration.py``.
 
+**Paired steps** (``paired_tokens=True``, the calibration ``data/sim/calibration_math500_paired
+.json``; issue 19) replaces assumption 5 and refines 4, because the real data pair them:
+
+4b. A weak draft's score and token count come from the *same* real step (``ScorePools``' paired
+    pools). In the 7B dumps a step's length falls steeply with its score (mean 149 tokens below
+    0.05, 34 above 0.9; first wrong steps 109 vs 37 for correct ones), and the POMDP prices a
+    regeneration at λ × the draft's tokens, so drawing them independently makes the simulated
+    POMDP regenerate long low-scored steps it would really skip, and vice versa.
+    Scores of correct drafts on a correct prefix are mapped logit s' = a · logit s − d_ok
+    (``ok_logit_scale`` a, fitted; a = 1 is a pure shift); err / post drafts are shifted by d_err,
+    d_post as in 4.
+5b. A draft has scale_w · n^γ tokens (n the paired real step's tokens; γ = ``draft_len_exp``
+    fitted: the 1.5B model's length spread between easy and hard steps need not be the 7B's).
+    Its strong rewrite has scale_s · n^ρ · m^(1−ρ) tokens, m an independent real step of the
+    problem (ρ = ``strong_len_corr``: how much of the draft's length the rewrite inherits).
+    scale_w, scale_s are set by simulation so that weak-only / strong-only tokens per problem
+    equal the release's 400.9 / 494.8 (assumption 5's targets).
+7. Checked and *not* modelled: dependence of a draft's score on the earlier scores of the same
+   solution beyond the problem: in the 7B dumps the intra-solution correlation of correct steps'
+   normal-score ranks within a problem's pool is 0.06, so steps stay independent given the
+   problem.
+
+The paired model's shape parameters (d_ok, d_err, d_post, a, γ, ρ) are fitted on the measured
+TRIM-Thr curve only (:func:`trimpomdp.sim.fitting.fit_thr`); the measured TRIM-POMDP curve is the
+out-of-sample check (:mod:`trimpomdp.sim.validation`, ``benchmarks/sim_validation.py``).
+
 :class:`NaiveSimulator` is the POMDP-as-simulator (one p_w, p_s for all problems, lengths from the
 hazard, scores from the binned class densities, flat token counts), kept as the reference that
 DESIGN.md §2 warns about.
 """
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -61,10 +88,14 @@ from trimpomdp.errors import InputError, NotFittedError
 from trimpomdp.pomdp.dynamics import DEFAULT_MAX_STEPS
 from trimpomdp.resources import resource_path
 from trimpomdp.sim.engine import rollout, threshold_act
-from trimpomdp.sim.pools import ScorePools
+from trimpomdp.sim.pools import PAIRED_POOLS_FILE, ScorePools
 from trimpomdp.sim.scenario import Scenario, check_n_seed
 
-CALIBRATION_FILE = "sim/calibration_math500.json"
+CALIBRATION_FILE_V1 = "sim/calibration_math500.json"
+PAIRED_CALIBRATION_FILE = "sim/calibration_math500_paired.json"
+PAIRED_TOL_CALIBRATION_FILE = "sim/calibration_math500_paired_tol.json"
+#: the calibration :func:`load_simulator` uses by default
+CALIBRATION_FILE = CALIBRATION_FILE_V1
 RELEASE_ENDPOINTS = {"weak_accuracy": 0.364, "strong_accuracy": 0.73, "weak_tokens": 400.946,
                      "strong_tokens": 494.84}
 
@@ -91,15 +122,38 @@ class CalibratedSimulator(BaseEstimator):
         Weak-only / strong-only tokens per problem to match.
     max_steps : int
         Horizon: solutions are cut at this many steps (the routed model's ``max_steps``).
+    paired_tokens : bool
+        Draw each weak draft's (score, tokens) from the same real step (assumption 5b; needs
+        paired pools, the default pools then are ``PAIRED_POOLS_FILE``). False: tokens are drawn
+        independently of the score (the first calibration).
+    strong_len_corr : float in [0, 1]
+        ρ of assumption 5b: a strong rewrite has scale_s · n_draft^ρ · n_indep^(1−ρ) tokens
+        (n_draft the raw tokens of the draft it replaces, n_indep an independent real step of
+        the problem). Only with ``paired_tokens``.
+    draft_len_exp : float > 0
+        γ of assumption 5b: a draft has scale_w · n_draft^γ tokens (γ < 1 compresses the 7B
+        steps' spread of lengths between classes). Only with ``paired_tokens``.
+    ok_logit_scale : float > 0
+        a of assumption 4b: a correct draft on a correct prefix scores
+        logit s' = a · logit s − d_ok (a < 1: the PRM is less sure of the weak model's correct
+        steps, in both directions). Only with ``paired_tokens``.
     """
+
+    _SHAPE_PARAMS = ("score_shift", "strong_len_corr", "draft_len_exp", "ok_logit_scale")
 
     def __init__(self, weak_accuracy: float = RELEASE_ENDPOINTS["weak_accuracy"],
                  strong_accuracy: float = RELEASE_ENDPOINTS["strong_accuracy"],
                  weak_tokens: float = RELEASE_ENDPOINTS["weak_tokens"],
                  strong_tokens: float = RELEASE_ENDPOINTS["strong_tokens"],
                  score_shift: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                 max_steps: int = DEFAULT_MAX_STEPS) -> None:
+                 max_steps: int = DEFAULT_MAX_STEPS, paired_tokens: bool = False,
+                 strong_len_corr: float = 0.0, draft_len_exp: float = 1.0,
+                 ok_logit_scale: float = 1.0) -> None:
         self.score_shift = score_shift
+        self.ok_logit_scale = ok_logit_scale
+        self.draft_len_exp = draft_len_exp
+        self.paired_tokens = paired_tokens
+        self.strong_len_corr = strong_len_corr
         self.max_steps = max_steps
         self.weak_accuracy = weak_accuracy
         self.strong_accuracy = strong_accuracy
@@ -137,7 +191,13 @@ class CalibratedSimulator(BaseEstimator):
                                  field=name)
         nonneg_float(self.weak_tokens, "weak_tokens", strict=True)
         nonneg_float(self.strong_tokens, "strong_tokens", strict=True)
-        self.pools_ = ScorePools.load() if pools is None else pools
+        if pools is None:
+            pools = ScorePools.load(resource_path("data", PAIRED_POOLS_FILE)
+                                    if self.paired_tokens else None)
+        if self.paired_tokens and not pools.paired:
+            raise InputError("paired_tokens needs pools with paired token counts (see "
+                             "ScorePools.from_traces).", field="paired_tokens")
+        self.pools_ = pools
         P = self.pools_
         a = (P.n_correct + 0.5) / (P.n_total + 1.0)
         self._base_logit = _logit(a)
@@ -146,19 +206,50 @@ class CalibratedSimulator(BaseEstimator):
                                    zip(P.offsets["lengths"], P.counts["lengths"])])
         self.delta_w_ = self._fit_delta(float(self.weak_accuracy))
         self.delta_s_ = self._fit_delta(float(self.strong_accuracy))
+        self.p_weak_ = self._solution_acc(self.delta_w_) ** (1.0 / self._mean_len)
+        self.p_strong_ = self._solution_acc(self.delta_s_) ** (1.0 / self._mean_len)
+        return self._fit_shape()
+
+    def with_shape(self, **params: Any) -> CalibratedSimulator:
+        """A copy with other shape parameters (``score_shift``, ``strong_len_corr``,
+        ``draft_len_exp``), refitted without redoing the endpoint fit (fast; for fitting)."""
+        if not hasattr(self, "pools_"):
+            raise NotFittedError("This CalibratedSimulator instance is not fitted yet.")
+        bad = set(params) - set(self._SHAPE_PARAMS)
+        if bad:
+            raise InputError(f"with_shape takes {self._SHAPE_PARAMS}. Got {sorted(bad)}.",
+                             field=min(bad))
+        new = copy.copy(self)
+        for k, v in params.items():
+            setattr(new, k, v)
+        return new._fit_shape()
+
+    def _fit_shape(self) -> CalibratedSimulator:
+        P = self.pools_
+        self.rho_ = float(unit_float(self.strong_len_corr, "strong_len_corr")
+                          ) if self.paired_tokens else 0.0
+        g = nonneg_float(self.draft_len_exp, "draft_len_exp", strict=True)
+        self.gamma_ = float(g) if self.paired_tokens else 1.0
+        a = nonneg_float(self.ok_logit_scale, "ok_logit_scale", strict=True)
+        self.ok_scale_ = float(a) if self.paired_tokens else 1.0
         tok = P.values["step_tokens"]
         mean_tok = np.array([tok[o:o + c].mean() for o, c in
                              zip(P.offsets["step_tokens"], P.counts["step_tokens"])])
         per_problem = float(np.mean(self._mean_len * mean_tok))
         self.scale_w_ = float(self.weak_tokens) / per_problem
         self.scale_s_ = float(self.strong_tokens) / per_problem
-        self.p_weak_ = self._solution_acc(self.delta_w_) ** (1.0 / self._mean_len)
-        self.p_strong_ = self._solution_acc(self.delta_s_) ** (1.0 / self._mean_len)
         sh = np.asarray(self.score_shift, dtype=float)
         if sh.shape != (3,) or not np.all(np.isfinite(sh)):
             raise InputError(f"The 'score_shift' parameter must be 3 finite numbers (d_ok, d_err, "
                              f"d_post). Got {self.score_shift!r} instead.", field="score_shift")
         self.score_shift_ = tuple(float(x) for x in sh)
+        if self.paired_tokens:  # class-dependent token counts: scale by simulation
+            self.scale_w_ = self.scale_s_ = 1.0
+            raw = self.scenario(20000, 987654)
+            w = rollout(raw, lambda t, i, s, n, f: np.zeros(len(i), bool)).summary()
+            st = rollout(raw, lambda t, i, s, n, f: np.ones(len(i), bool)).summary()
+            self.scale_w_ = float(self.weak_tokens) / w["mean_weak_kept"]
+            self.scale_s_ = float(self.strong_tokens) / st["mean_strong_tokens"]
         return self
 
     def fit_score_shift(self, measured: Sequence[Mapping[str, Any]], *, objective: str = "joint",
@@ -217,6 +308,8 @@ class CalibratedSimulator(BaseEstimator):
             raw = P.draw("step_tokens", prob, rng.random(shape))
             return np.maximum(1, np.rint(raw * scale)).astype(np.int64)
 
+        if self.paired_tokens:
+            return self._paired_scenario(rng, prob, L, shape, seed)
         arrays = {"u_w": rng.random(shape), "u_s": rng.random(shape),
                   "n_w": tok(self.scale_w_), "n_s": tok(self.scale_s_)}
         for pre in ("sc", "ss"):
@@ -229,23 +322,64 @@ class CalibratedSimulator(BaseEstimator):
         return Scenario(L=L.astype(np.int64), p_w=self.p_weak_[prob], p_s=self.p_strong_[prob],
                         problem=prob, seed=seed, source="calibrated", **arrays)
 
+    def _paired_scenario(self, rng: np.random.Generator, prob: np.ndarray, L: np.ndarray,
+                         shape: tuple[int, int], seed: int) -> Scenario:
+        P, rho, gamma = self.pools_, self.rho_, self.gamma_
+        arrays: dict[str, Any] = {"u_w": rng.random(shape), "u_s": rng.random(shape)}
+        indep = np.maximum(1, P.draw("step_tokens", prob, rng.random(shape))).astype(float)
+        names = {"ok": ("n_w", "n_s"), "err": ("n_w_err", "n_s_err"),
+                 "post": ("n_w_post", "n_s_post")}
+        for pool, d in zip(("ok", "err", "post"), self.score_shift_):
+            x, n_raw = P.draw_paired(pool, prob, rng.random(shape))
+            a = self.ok_scale_ if pool == "ok" else 1.0
+            if d != 0.0 or a != 1.0:
+                x = _sigmoid(a * _logit(np.clip(x, 1e-4, 1.0 - 1e-4)) - d)
+            arrays[f"sc_{pool}"] = x
+            n_raw = np.maximum(1, n_raw).astype(float)
+            kw, ks = names[pool]
+            arrays[kw] = np.maximum(1, np.rint(n_raw ** gamma * self.scale_w_)).astype(np.int64)
+            strong = n_raw ** rho * indep ** (1.0 - rho)
+            arrays[ks] = np.maximum(1, np.rint(strong * self.scale_s_)).astype(np.int64)
+        for pool in ("ok", "err", "post"):
+            arrays[f"ss_{pool}"] = P.draw(pool, prob, rng.random(shape))
+        return Scenario(L=L.astype(np.int64), p_w=self.p_weak_[prob], p_s=self.p_strong_[prob],
+                        problem=prob, seed=seed, source="calibrated-paired", **arrays)
 
-def load_simulator(pools: str | os.PathLike[str] | None = None, **params: Any
-                   ) -> CalibratedSimulator:
-    """The calibrated simulator on the bundled (or given) pools, with the bundled score shifts.
 
-    The shifts come from ``data/sim/calibration_math500.json`` (written by
-    ``benchmarks/calibration.py --fit``) unless ``score_shift`` is passed.
+def load_simulator(pools: str | os.PathLike[str] | None = None, *,
+                   calibration: str | None = None, **params: Any) -> CalibratedSimulator:
+    """The calibrated simulator on the bundled (or given) pools, with a bundled calibration.
+
+    ``calibration`` names a file under ``data/`` (default :data:`CALIBRATION_FILE`):
+    :data:`PAIRED_CALIBRATION_FILE` (paired steps, fitted by ``benchmarks/sim_validation.py
+    --fit``) or :data:`CALIBRATION_FILE_V1` (the first calibration: three score shifts, written by
+    ``benchmarks/calibration.py --fit``). Parameters passed in ``params`` override the file's;
+    with ``score_shift`` passed and no ``calibration``, no file is read (first-calibration
+    simulator with those shifts).
     """
-    if "score_shift" not in params:
-        try:
-            doc = check_envelope(read_json(resource_path("data", CALIBRATION_FILE)),
-                                 "sim_calibration", CALIBRATION_FILE)
-            params["score_shift"] = tuple(doc["score_shift"])
-        except InputError:
-            warnings.warn(f"{CALIBRATION_FILE} not found: the simulator runs without score "
-                          "shifts (uncalibrated cost curve).", stacklevel=2)
-    return CalibratedSimulator(**params).fit(None if pools is None else ScorePools.load(pools))
+    if calibration is None and "score_shift" in params:
+        return CalibratedSimulator(**params).fit(None if pools is None else ScorePools.load(pools))
+    name = CALIBRATION_FILE if calibration is None else calibration
+    try:
+        doc = check_envelope(read_json(resource_path("data", name)), "sim_calibration", name)
+    except InputError:
+        warnings.warn(f"{name} not found: the simulator runs without score shifts "
+                      "(uncalibrated cost curve).", stacklevel=2)
+        doc = {}
+    if doc.get("model") == "paired":
+        p = doc["params"]
+        fitted = {"paired_tokens": True,
+                  "score_shift": (p["d_ok"], p["d_err"], p["d_post"]),
+                  "strong_len_corr": p["strong_len_corr"], "draft_len_exp": p["draft_len_exp"],
+                  "ok_logit_scale": p.get("ok_logit_scale", 1.0)}
+    elif "score_shift" in doc:
+        fitted = {"score_shift": tuple(doc["score_shift"])}
+    else:
+        fitted = {}
+    fitted.update(params)
+    return CalibratedSimulator(**fitted).fit(None if pools is None else ScorePools.load(pools))
 
 
-__all__ = ["CALIBRATION_FILE", "RELEASE_ENDPOINTS", "CalibratedSimulator", "load_simulator"]
+__all__ = ["CALIBRATION_FILE", "CALIBRATION_FILE_V1", "PAIRED_CALIBRATION_FILE",
+           "PAIRED_TOL_CALIBRATION_FILE",
+           "RELEASE_ENDPOINTS", "CalibratedSimulator", "load_simulator"]

@@ -33,11 +33,11 @@ def rollout(sc: Scenario, act: ActFn, name: str = "vectorised") -> RunResult:
         o = ok[idx]
         wok = sc.u_w[idx, t] < sc.p_w[idx]
         score = np.where(o, np.where(wok, sc.sc_ok[idx, t], sc.sc_err[idx, t]), sc.sc_post[idx, t])
-        tok = sc.n_w[idx, t]
+        tok = sc.draft_tokens(idx, t, o, wok)
         a = np.asarray(act(t, idx, score, tok, sc.L[idx] == t + 1)).astype(bool)
         sok = sc.u_s[idx, t] < sc.p_s[idx]
         ok[idx] = o & np.where(a, sok, wok)
-        st[idx] += np.where(a, sc.n_s[idx, t], 0)
+        st[idx] += np.where(a, sc.strong_tokens(idx, t, o, wok), 0)
         calls[idx] += a
         wd[idx] += np.where(a, tok, 0)
         wk[idx] += np.where(a, 0, tok)
@@ -62,6 +62,8 @@ def simulate(router: StepRouter | RouterFactory, sc: Scenario, *, observe_regene
     st, wk, wd, calls = (np.zeros(n, np.int64) for _ in range(4))
     traces: list[list[dict[str, Any]]] | None = [] if keep_traces else None
     L, pw, ps = sc.L.tolist(), sc.p_w.tolist(), sc.p_s.tolist()
+    by_class = any(getattr(sc, k) is not None for k in ("n_w_err", "n_w_post", "n_s_err",
+                                                          "n_s_post"))
     make = router if isinstance(router, RouterFactory) else None
     r: StepRouter = router if isinstance(router, StepRouter) else router()
     for i in tqdm(range(n), disable=not progress, desc=router.name):
@@ -72,26 +74,31 @@ def simulate(router: StepRouter | RouterFactory, sc: Scenario, *, observe_regene
         else:
             r.reset(info)
         ok = True
-        uw, us, nw, ns = sc.u_w[i].tolist(), sc.u_s[i].tolist(), sc.n_w[i].tolist(), \
-            sc.n_s[i].tolist()
+        uw, us = sc.u_w[i].tolist(), sc.u_s[i].tolist()
+        nw, ns = sc.n_w[i].tolist(), sc.n_s[i].tolist()
         a_ok, a_err, a_post = sc.sc_ok[i], sc.sc_err[i], sc.sc_post[i]
         Li = L[i]
         for t in range(Li):
             wok = uw[t] < pw[i]
             score = float(a_ok[t] if wok else a_err[t]) if ok else float(a_post[t])
-            d = r.decide(score, nw[t], t, t == Li - 1)
+            if by_class:
+                nwt = int(sc.draft_tokens(i, t, ok, wok))
+                nst = int(sc.strong_tokens(i, t, ok, wok))
+            else:
+                nwt, nst = nw[t], ns[t]
+            d = r.decide(score, nwt, t, t == Li - 1)
             if d.action is regen:
                 sok = us[t] < ps[i]
                 if observe_regenerated and t < Li - 1:
                     s2 = (sc.ss_ok[i, t] if sok else sc.ss_err[i, t]) if ok else sc.ss_post[i, t]
                     r.observe_regenerated(float(s2))
                 ok = ok and sok
-                st[i] += ns[t]
+                st[i] += nst
                 calls[i] += 1
-                wd[i] += nw[t]
+                wd[i] += nwt
             else:
                 ok = ok and wok
-                wk[i] += nw[t]
+                wk[i] += nwt
         correct[i] = ok
         if traces is not None:
             traces.append(list(r.trace))

@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 POOLS_KIND = "sim_score_pools"
 POOLS_FILE = "sim/math500_qwen2.5-7b_qwen-prm_pools.json.gz"
+PAIRED_POOLS_FILE = "sim/math500_qwen2.5-7b_qwen-prm_pools_paired.json.gz"
 _POOL_NAMES = ("ok", "err", "post", "step_tokens", "lengths")
+# optional: the token count of the very step whose score is values["ok"/"err"/"post"][i]
+_PAIRED_NAMES = ("ok_tokens", "err_tokens", "post_tokens")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -29,6 +32,10 @@ class ScorePools:
 
     ``values[name]`` concatenates every problem's pool; problem j's pool is
     ``values[name][offsets[name][j] : offsets[name][j] + counts[name][j]]``.
+
+    Optional paired pools ``ok_tokens``, ``err_tokens``, ``post_tokens`` (same counts as the
+    score pools) hold the token count of the same real step as each score; with them
+    :meth:`draw_paired` draws (score, tokens) jointly (:attr:`paired`).
     """
 
     problem_ids: tuple[str, ...]
@@ -47,6 +54,11 @@ class ScorePools:
             if self.offsets[name].shape != (n,) or self.counts[name].shape != (n,):
                 raise InputError(f"pool '{name}' must have one offset and count per problem.",
                                  field=name)
+        for name in _PAIRED_NAMES:
+            if name in self.values and not np.array_equal(self.counts[name],
+                                                           self.counts[name[:-7]]):
+                raise InputError(f"paired pool '{name}' must have the counts of its score pool.",
+                                 field=name)
         if np.any(self.counts["lengths"] == 0) or np.any(self.counts["step_tokens"] == 0):
             raise InputError("every problem needs at least one solution length and step.",
                              field="lengths")
@@ -55,6 +67,11 @@ class ScorePools:
     def n_problems(self) -> int:
         """Number of problems."""
         return len(self.problem_ids)
+
+    @property
+    def paired(self) -> bool:
+        """Whether every score pool has its paired token pool."""
+        return all(k in self.values for k in _PAIRED_NAMES)
 
     @classmethod
     def from_traces(cls, traces: Sequence[StepTrace], *, error_threshold: float = 0.35,
@@ -67,28 +84,34 @@ class ScorePools:
                                  field="correct")
             groups.setdefault(tr.problem_id.split("#")[0], []).append(tr)
         ids = tuple(sorted(groups))
-        pools: dict[str, list[list[float]]] = {k: [] for k in _POOL_NAMES}
+        names = _POOL_NAMES + _PAIRED_NAMES
+        pools: dict[str, list[list[float]]] = {k: [] for k in names}
         n_corr, n_tot = [], []
         for pid in ids:
             ok, err, post, tok, lens = [], [], [], [], []
+            okt, errt, postt = [], [], []
             for tr in groups[pid]:
-                s = list(tr.scores)
+                s, n = list(tr.scores), list(tr.tokens)
                 lens.append(min(len(s), max_steps))
                 tok.extend(tr.tokens[:max_steps])
                 if tr.correct:
                     ok.extend(s)
+                    okt.extend(n)
                 else:
                     low = [i for i, v in enumerate(s) if v < error_threshold]
                     e = low[0] if low else int(np.argmin(s))
                     ok.extend(s[:e])
+                    okt.extend(n[:e])
                     err.append(s[e])
+                    errt.append(n[e])
                     post.extend(s[e + 1:])
-            for k, v in zip(_POOL_NAMES, (ok, err, post, tok, lens)):
+                    postt.extend(n[e + 1:])
+            for k, v in zip(names, (ok, err, post, tok, lens, okt, errt, postt)):
                 pools[k].append(v)
             n_corr.append(sum(bool(tr.correct) for tr in groups[pid]))
             n_tot.append(len(groups[pid]))
         values, offsets, counts = {}, {}, {}
-        for k in _POOL_NAMES:
+        for k in names:
             cnt = np.array([len(v) for v in pools[k]], dtype=np.int64)
             counts[k] = cnt
             offsets[k] = np.concatenate([[0], np.cumsum(cnt)[:-1]]).astype(np.int64)
@@ -107,10 +130,18 @@ class ScorePools:
         glob = (u * len(vals)).astype(np.int64).clip(0, len(vals) - 1)
         return vals[np.where(cnt[:, None] > 0, idx, glob)]
 
+    def draw_paired(self, name: str, problems: np.ndarray, u: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, tokens) of the same real steps of score pool ``name`` (needs :attr:`paired`)."""
+        if not self.paired:
+            raise InputError("these pools hold no paired token counts (rebuild them with "
+                             "ScorePools.from_traces).", field=name)
+        return self.draw(name, problems, u), self.draw(f"{name}_tokens", problems, u)
+
     def to_dict(self) -> dict[str, Any]:
         """Versioned JSON-ready form (scores rounded to 1e-4)."""
         pools = {}
-        for k in _POOL_NAMES:
+        for k in _POOL_NAMES + (_PAIRED_NAMES if self.paired else ()):
             v = self.values[k]
             pools[k] = {"values": (np.round(v, 4).tolist() if v.dtype.kind == "f" else v.tolist()),
                         "counts": self.counts[k].tolist()}
@@ -133,7 +164,9 @@ class ScorePools:
         doc = check_envelope(read_json(path), POOLS_KIND, path)
         try:
             values, offsets, counts = {}, {}, {}
-            for k in _POOL_NAMES:
+            names = _POOL_NAMES + (_PAIRED_NAMES if all(k in doc["pools"] for k in
+                                                        _PAIRED_NAMES) else ())
+            for k in names:
                 cnt = np.asarray(doc["pools"][k]["counts"], dtype=np.int64)
                 counts[k] = cnt
                 offsets[k] = np.concatenate([[0], np.cumsum(cnt)[:-1]]).astype(np.int64)
@@ -147,4 +180,4 @@ class ScorePools:
             raise InputError(f"malformed pools file ({exc})", path=path) from None
 
 
-__all__ = ["POOLS_FILE", "POOLS_KIND", "ScorePools"]
+__all__ = ["PAIRED_POOLS_FILE", "POOLS_FILE", "POOLS_KIND", "ScorePools"]

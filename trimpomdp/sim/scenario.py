@@ -16,6 +16,12 @@ class Scenario:
 
     ``sc_*`` are draft-step scores for a correct step on a correct prefix (ok), a first wrong
     step (err) and a step after an error (post); ``ss_*`` the same for strong steps.
+
+    ``n_w`` / ``n_s`` are the draft's / the strong step's tokens. Optional ``n_w_err``,
+    ``n_w_post`` (and ``n_s_err``, ``n_s_post``) make them depend on the draft's class: where
+    given, an err / post draft has ``n_w_err`` / ``n_w_post`` tokens and its strong rewrite
+    ``n_s_err`` / ``n_s_post`` (``None``: the class does not matter, ``n_w`` / ``n_s``).
+    Use :meth:`draft_tokens` and :meth:`strong_tokens` to read them.
     """
 
     L: np.ndarray
@@ -34,6 +40,10 @@ class Scenario:
     problem: np.ndarray
     seed: int = 0
     source: str = ""
+    n_w_err: np.ndarray | None = None
+    n_w_post: np.ndarray | None = None
+    n_s_err: np.ndarray | None = None
+    n_s_post: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.L.shape[0]
@@ -41,9 +51,28 @@ class Scenario:
         if n == 0 or H == 0 or np.any(self.L < 1) or np.any(self.L > H):
             raise InputError(f"L must hold lengths in [1, {H}] (the horizon: the width of the "
                              "step arrays) for n >= 1 problems.", field="L")
-        for k in ("u_w", "u_s", "n_w", "n_s", "sc_ok", "sc_err", "sc_post"):
-            if getattr(self, k).shape != (n, H):
+        for k in ("u_w", "u_s", "n_w", "n_s", "sc_ok", "sc_err", "sc_post", "n_w_err",
+                  "n_w_post", "n_s_err", "n_s_post"):
+            v = getattr(self, k)
+            if v is not None and v.shape != (n, H):
                 raise InputError(f"{k} must have shape ({n}, {H}).", field=k)
+
+    def _by_class(self, base: np.ndarray, err: np.ndarray | None, post: np.ndarray | None,
+                  idx: Any, t: int, prefix_ok: Any, wok: Any) -> Any:
+        out = base[idx, t]
+        if err is None and post is None:
+            return out
+        e = out if err is None else err[idx, t]
+        p = out if post is None else post[idx, t]
+        return np.where(prefix_ok, np.where(wok, out, e), p)
+
+    def draft_tokens(self, idx: Any, t: int, prefix_ok: Any, wok: Any) -> Any:
+        """Tokens of the drafts of problems ``idx`` at step ``t`` (class: prefix_ok, wok)."""
+        return self._by_class(self.n_w, self.n_w_err, self.n_w_post, idx, t, prefix_ok, wok)
+
+    def strong_tokens(self, idx: Any, t: int, prefix_ok: Any, wok: Any) -> Any:
+        """Tokens of the strong rewrite of those drafts."""
+        return self._by_class(self.n_s, self.n_s_err, self.n_s_post, idx, t, prefix_ok, wok)
 
     @property
     def horizon(self) -> int:
