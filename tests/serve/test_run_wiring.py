@@ -190,3 +190,12 @@ def test_help_shows_defaults(capsys):
         assert main([cmd, "--help"]) == 0
         out = capsys.readouterr().out
         assert "(default: " in out and "--config" in out
+
+
+def test_run_json_holds_the_step_limit_in_force(up, probs, tmp_path, capsys):
+    out = tmp_path / "limit"
+    assert main(_args(up, probs, out)) == 0
+    assert json.loads((out / "run.json").read_text())["max_steps"] == 30  # math's default
+    assert main(_args(up, probs, out, "--max-steps", "30")) == 0  # the same run: resumes
+    assert main(_args(up, probs, out, "--max-steps", "5")) == 2
+    capsys.readouterr()

@@ -128,7 +128,9 @@ async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *
             raise InputError(f"cannot create the run folder ({exc.strerror})", path=out,
                              field="out") from None
         _check_task(out, cfg.task)  # folders from before task profiles were "math"
-        check_run_config(out, dataclasses.asdict(cfg), RESUME_KEYS)
+        # run.json holds the step limit in force (the profile's, clipped to the horizon)
+        check_run_config(out, {**dataclasses.asdict(cfg), "max_steps": loop_cfg.max_steps},
+                         RESUME_KEYS)
         with RunLog(out / RUNLOG_NAME) as log:
             if retry_failed:
                 log.drop_failed()
