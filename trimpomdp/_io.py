@@ -11,7 +11,7 @@ import gzip
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -213,7 +213,8 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
         raise InputError("file is empty; expected at least one JSON line", path=path)
 
 
-def write_files(files: dict[str | os.PathLike[str], str | bytes]) -> None:
+def write_files(files: Mapping[str, str | bytes] | Mapping[os.PathLike[str], str | bytes]
+                ) -> None:
     """Write several files all-or-nothing: every one goes to a temporary file first and they are
     renamed only once all were written; on any failure none of them is left behind."""
     staged: list[tuple[str, Path]] = []

@@ -57,7 +57,8 @@ class HFLocalBackend:
             kw["gguf_file"] = self.gguf_file
         self._tok = AutoTokenizer.from_pretrained(self.model_path, **kw)
         self._model = AutoModelForCausalLM.from_pretrained(
-            self.model_path, dtype=getattr(torch, self.dtype), **kw).to(self.device).eval()
+            self.model_path, dtype=getattr(torch, self.dtype), **kw
+        ).to(self.device).eval()  # type: ignore[arg-type]
         eos = self._model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self._eos = {int(e) for e in eos if e is not None} | (
