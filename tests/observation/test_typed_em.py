@@ -63,7 +63,9 @@ def _brute(m: TypedTrimEM, obs: np.ndarray, y: float | None):
                 pr *= A[c] * m.probs_[z][c, b]
                 prev = c
             if y is not None:
-                pr *= float(path[-1] == 0) if y == 1 else float(path[-1] != 0)
+                e = m.epsilon_
+                pr *= (1.0 if path[-1] == 0 else e) if y == 1 else \
+                    (0.0 if path[-1] == 0 else 1.0 - e)
             tot += pr
     return np.array(filt), np.log(tot)
 
@@ -77,6 +79,20 @@ def test_filter_and_likelihood_match_enumeration(fitted):
         np.testing.assert_allclose(F[i], f, atol=1e-10)
         assert ll[i] == pytest.approx(l_ref, abs=1e-9)
     np.testing.assert_allclose(m.predict_correct(seqs[:12]), [f[-1] for f in F])
+
+
+def test_learned_epsilon_likelihood_and_prediction():
+    seqs, y = _data(100, 4)
+    m = TypedTrimEM(n_types=2, bin_size=0.25, n_init=1, max_iter=40, learn_epsilon=True
+                    ).fit(seqs, y)
+    assert 0.0 < m.epsilon_ < 1.0
+    ll = m.trace_log_likelihood(seqs[:8], y[:8])
+    for i in range(8):
+        f, l_ref = _brute(m, seqs[i], y[i])
+        assert ll[i] == pytest.approx(l_ref, abs=1e-9)
+        assert m.predict_correct([seqs[i]])[0] == pytest.approx(
+            m.epsilon_ + (1 - m.epsilon_) * f[-1])
+    assert np.all(np.diff(m.loglik_history_) >= -1e-6 * abs(m.loglik_history_[0]))
 
 
 def test_em_never_lowers_the_likelihood(fitted):

@@ -75,13 +75,16 @@ class CalibratedScoreModel:
     """Quantile transform + current-score TRIM chain(s) fitted by EM (see the module docstring).
 
     ``n_types`` latent problem types (1 = a plain TRIM model); ``bin_size`` of the transformed
-    score grid; ``alpha`` additive smoothing per bin.
+    score grid; ``alpha`` additive smoothing per bin; ``learn_epsilon``: learn
+    ε = P(correct answer | an error occurred) (PRMs flag steps of solutions whose answer is right),
+    which only the fit and :meth:`predict_correct` use (the TRIM POMDP pays nothing for S1/S2).
     """
 
     def __init__(self, n_types: int = 1, bin_size: float = 0.025, alpha: float = 0.1,
                  bandwidth: float = 0.0, n_knots: int = 200, n_init: int = 2,
-                 random_state: int = 0) -> None:
+                 random_state: int = 0, learn_epsilon: bool = False) -> None:
         self.n_types = n_types
+        self.learn_epsilon = learn_epsilon
         self.bin_size = bin_size
         self.alpha = alpha
         self.bandwidth = bandwidth
@@ -99,8 +102,8 @@ class CalibratedScoreModel:
         td = transform_data(data, self.transform_)
         self.em_ = TypedTrimEM(n_types=self.n_types, bin_size=self.bin_size, alpha=self.alpha,
                                bandwidth=self.bandwidth, emission="current",
-                               n_init=self.n_init, random_state=self.random_state
-                               ).fit(td.sequences(), td.correct.tolist())
+                               n_init=self.n_init, random_state=self.random_state,
+                               learn_epsilon=self.learn_epsilon).fit(td.sequences(), td.correct.tolist())
         return self
 
     def transformed(self, data: StepData) -> StepData:

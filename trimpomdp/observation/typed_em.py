@@ -51,9 +51,11 @@ class TypedTrimEM:
 
     def __init__(self, n_types: int = 2, bin_size: float = 0.05, alpha: float = 0.1,
                  bandwidth: float = 0.0, n_init: int = 3, max_iter: int = 300,
-                 tol: float = 1e-7, random_state: int | None = 0, emission: str = "joint"
-                 ) -> None:
+                 tol: float = 1e-7, random_state: int | None = 0, emission: str = "joint",
+                 learn_epsilon: bool = False, epsilon: float = 0.0) -> None:
         self.n_types = n_types
+        self.learn_epsilon = learn_epsilon
+        self.epsilon = epsilon
         self.emission = emission
         self.bin_size = bin_size
         self.alpha = alpha
@@ -90,15 +92,21 @@ class TypedTrimEM:
 
     def _estep(self, batch: _Batch, probs: np.ndarray, p: np.ndarray, w: np.ndarray
                ) -> tuple[list[np.ndarray], np.ndarray, float]:
-        G, ll = [], []
+        G, ll, last = [], [], []
         with np.errstate(divide="ignore"):
             for z in range(w.size):
-                g, lz, _ = _forward_backward(batch, probs[z], float(p[z]), 0.0)
+                g, lz, lastz = _forward_backward(batch, probs[z], float(p[z]), self._eps)
                 G.append(np.concatenate(g))
                 ll.append(lz + np.log(w[z]))
+                last.append(lastz)
         L = np.stack(ll)  # (K, n)
         tot = _logsumexp(L, 0)
         r = np.exp(L - tot[None, :])
+        if self.learn_epsilon:  # P(correct answer | an error occurred), r-weighted
+            known = ~np.isnan(batch.y)
+            err = np.stack([1.0 - lz[:, S0] for lz in last]) * r  # (K, n)
+            num = (err[:, known] * batch.y[known][None, :]).sum()
+            self._eps = float(np.clip(num / max(err[:, known].sum(), 1e-300), 1e-6, 1 - 1e-6))
         return G, r, float(tot.sum())
 
     def _mstep(self, batch: _Batch, G: list[np.ndarray], r: np.ndarray, k: int
@@ -121,6 +129,7 @@ class TypedTrimEM:
         """EM from type responsibilities ``r`` (K, n) and class posteriors ``G0`` (steps, 3)."""
         n_steps = int(batch.lengths.sum())
         hist: list[float] = []
+        self._eps = self._eps0
         G = [G0] * r.shape[0]
         probs = p = w = None
         for it in range(int(self.max_iter)):
@@ -129,7 +138,7 @@ class TypedTrimEM:
             hist.append(ll)
             if it > 0 and abs(hist[-1] - hist[-2]) / n_steps < float(self.tol):
                 break
-        return {"probs": probs, "p": p, "w": w, "hist": hist, "G": G}
+        return {"probs": probs, "p": p, "w": w, "hist": hist, "G": G, "eps": self._eps}
 
     def _crude_posteriors(self, batch: _Batch, k: int) -> np.ndarray:
         """Class posteriors under one density shared by all classes: the outcome and the chain
@@ -149,6 +158,9 @@ class TypedTrimEM:
                              field="correct")
         batch = _Batch(seqs, yy, self.bin_size)
         K = int(self.n_types)
+        self._eps0 = float(self.epsilon)
+        if self.learn_epsilon and self._eps0 == 0.0:
+            self._eps0 = 0.05
         # seed types by quantiles of each trace's mean logit score (sorted order of the batch)
         cur = [np.clip(seqs[i][:, 1], 1e-4, 1 - 1e-4) for i in batch.order]
         m = np.array([np.mean(np.log(c) - np.log1p(-c)) for c in cur])
@@ -170,6 +182,7 @@ class TypedTrimEM:
                 if best is None or res["hist"][-1] > best["hist"][-1]:
                     best = res
         assert best is not None
+        self.epsilon_ = float(best.get("eps", self._eps))
         self.probs_ = best["probs"]
         self.p_ = best["p"]
         self.weights_ = best["w"]
@@ -221,8 +234,9 @@ class TypedTrimEM:
         return out
 
     def predict_correct(self, seqs: Sequence[np.ndarray]) -> np.ndarray:
-        """P(correct answer | all observations) = final filtered P(S0), per sequence."""
-        return np.array([f[-1] for f in self.filter(seqs)])
+        """P(correct answer | all observations) = ε + (1 − ε) × final filtered P(S0)."""
+        e = self.epsilon_
+        return e + (1.0 - e) * np.array([f[-1] for f in self.filter(seqs)])
 
     def trace_log_likelihood(self, seqs: Sequence[np.ndarray], y: Any) -> np.ndarray:
         """log P(binned observations, outcome) of each trace (the mixture over types)."""
@@ -230,7 +244,8 @@ class TypedTrimEM:
         seqs_, yy = as_sequences(list(seqs), y)
         batch = _Batch(seqs_, yy, self.bin_size)
         with np.errstate(divide="ignore"):
-            L = np.stack([_forward_backward(batch, self.probs_[z], float(self.p_[z]), 0.0)[1]
+            L = np.stack([_forward_backward(batch, self.probs_[z], float(self.p_[z]),
+                                            self.epsilon_)[1]
                           + np.log(self.weights_[z]) for z in range(self.weights_.size)])
         out = np.empty(batch.n)
         out[batch.order] = _logsumexp(L, 0)
