@@ -144,6 +144,8 @@ BAD = [
                                                                 "</ObsFunctionX>"),
      "must contain a <ObsFunction> element", "pomdpx"),
     (_doc(init=INIT.replace("uniform", "0.2 0.2")), "must sum to 1", "CondProb"),
+    (_doc(init="<InitialStateBelief></InitialStateBelief>"), "must have a <CondProb> for 'x0'",
+     "InitialStateBelief"),
     (_doc(extra='<RewardFunction><Func><Var>r</Var><Parent>a</Parent><Parameter><Entry>'
           '<Instance>-</Instance><ValueTable>1 inf</ValueTable></Entry></Parameter></Func>'
           '</RewardFunction>'), "must be finite", "ValueTable"),

@@ -461,7 +461,8 @@ class _Reader:
             b *= arr[D[:, k]]
         for k, v in enumerate(self.svars):
             if k not in seen:
-                b *= 1.0 / v.size   # unspecified variables start uniform
+                raise self.err(f"<InitialStateBelief> must have a <CondProb> for {v.names[0]!r}.",
+                               sec)
         return b
 
     def discount(self) -> float:
