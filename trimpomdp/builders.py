@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from trimpomdp.data import trim_release
 from trimpomdp.errors import InputError
@@ -62,5 +65,20 @@ def observation_model(model: TrimModel) -> BinnedObservationModel:
     return BinnedObservationModel.from_probs(model.obs_probs, model.bin_size)
 
 
-__all__ = ["build_release_model", "em_trim_model", "observation_model"]
 
+
+
+def fitted_trim_model(est: LatentClassObservationModel, *, hazard: Any, p_strong: float,
+                      future_tokens: int, max_steps: int, name: str = "fitted",
+                      provenance: dict[str, Any] | None = None, reward: float = 100.0
+                      ) -> TrimModel:
+    """A whole :class:`TrimModel` from a routed EM fit (P(o | c), p_w) and the other fitted
+    parts (hazard over 0..max_steps, p_s, future tokens); nothing comes from a bundled model."""
+    est._check_fitted()
+    return TrimModel(obs_probs=est.probs_.copy(), bin_size=est.bin_size, p_weak=float(est.p_),
+                     p_strong=float(p_strong), hazard=np.asarray(hazard, float),
+                     reward=reward, future_tokens=int(future_tokens), max_steps=int(max_steps),
+                     name=name, provenance=dict(provenance or {}))
+
+
+__all__ = ["build_release_model", "em_trim_model", "fitted_trim_model", "observation_model"]

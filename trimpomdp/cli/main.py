@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("trimpomdp.cli.demo", "solve and simulate the bundled default model (quick tour)"),
     "fit": ("trimpomdp.cli.fit", "fit an observation model from labelled observations or traces"),
     "fit-em": ("trimpomdp.cli.fit_em", "fit a TRIM model from outcome-labelled traces by EM"),
+    "traces": ("trimpomdp.cli.traces", "convert run folders into routed step traces (JSONL)"),
+    "fit-model": ("trimpomdp.cli.fit_model", "fit every TRIM parameter from (routed) traces"),
     "assess": ("trimpomdp.cli.assess", "step- and solution-level assessment of a model's belief"),
     "solve": ("trimpomdp.cli.solve", "solve the TRIM POMDP for one λ (exact, whole policy)"),
     "act": ("trimpomdp.cli.act", "query a policy: action and Q-values at (step, tokens, belief)"),

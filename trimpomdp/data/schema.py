@@ -7,7 +7,23 @@ Step-trace JSONL (one solution per line)::
      "tokens": [52, 61, ...],           # tokens of each step (int >= 1), optional
      "first_error": 1,                  # 0-based index of the first wrong step; null = all correct; optional
      "labels": [1, 0, ...],             # per-step correctness (1 correct / 0 wrong), optional
-     "correct": false}                  # final-answer correctness, optional
+     "correct": false,                  # final-answer correctness, optional
+     # routed traces (all optional; see below)
+     "actions": ["continue", "regenerate", ...],  # the router's action at each step
+     "strong_tokens": [0, 48, ...],     # tokens of the strong rewrite (0 where continued)
+     "strong_scores": [null, 0.93, ...], # PRM score of the rewrite (null where continued/unscored)
+     "max_steps": 30}                   # present only when the solution was cut at this step limit
+
+Routed traces (``trimpomdp traces RUN_DIR...`` writes them from ``run`` folders): ``scores[t]``
+is always the PRM score of the **weak draft** the router saw at step t and ``tokens[t]`` its
+token count. ``actions[t]`` is what the router did with it (default: every step continued).
+Where a step was regenerated the strong model rewrote it: ``strong_tokens[t]`` is the rewrite's
+token count and ``strong_scores[t]`` its PRM score if the PRM scored it (then it, not the
+discarded draft's score, enters the minimum of previous scores; an unscored rewrite counts as
+1.0, as in the router). ``labels``/``first_error`` describe the weak drafts: ``labels[t] = 1``
+if draft t is itself a correct step. ``max_steps`` marks a censored solution: it was cut at
+that step limit (it must equal the number of steps), so its length is only known to be at least
+``max_steps`` and its final answer does not count as an outcome of its last class.
 
 Labelled-observation JSONL (one observation per line)::
 
@@ -40,6 +56,10 @@ class StepTrace:
     first_error: int | None = None
     labels: tuple[int, ...] | None = None
     correct: bool | None = None
+    actions: tuple[int, ...] | None = None
+    strong_tokens: tuple[int, ...] | None = None
+    strong_scores: tuple[float | None, ...] | None = None
+    max_steps: int | None = None
     meta: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -60,11 +80,75 @@ class StepTrace:
         if self.first_error is not None and not (0 <= self.first_error < n):
             raise InputError(f"first_error must be a step index in [0, {n - 1}] or null. Got "
                              f"{self.first_error!r} instead.", field="first_error")
+        for name in ("actions", "strong_tokens", "strong_scores"):
+            vals = getattr(self, name)
+            if vals is not None and len(vals) != n:
+                raise InputError(f"{name} must have one entry per step ({n}). Got {len(vals)} "
+                                 "instead.", field=name)
+        acts = self.actions
+        if acts is not None and any(a not in (0, 1) for a in acts):
+            raise InputError("actions must be 'continue' or 'regenerate' at every step.",
+                             field="actions")
+        for name in ("strong_tokens", "strong_scores"):
+            vals = getattr(self, name)
+            if vals is None:
+                continue
+            if acts is None:
+                raise InputError(f"{name} needs 'actions' (which steps were regenerated). Got "
+                                 f"{name} without actions instead.", field=name)
+            for i, (a, v) in enumerate(zip(acts, vals)):
+                if a == 0 and v not in (0, None):
+                    raise InputError(f"{name}[{i}] must be {'0' if name == 'strong_tokens' else 'null'}"
+                                     f" where the step was continued. Got {v!r} instead.",
+                                     field=name)
+                if name == "strong_scores" and v is not None and not (0.0 <= v <= 1.0):
+                    raise InputError(f"strong_scores[{i}] must be in [0, 1] or null. Got {v!r} "
+                                     "instead.", field=name)
+                if name == "strong_tokens" and v < 0:
+                    raise InputError(f"strong_tokens[{i}] must be >= 0. Got {v!r} instead.",
+                                     field=name)
+        if self.max_steps is not None and self.max_steps != n:
+            raise InputError(f"max_steps marks a solution cut at the step limit and must equal its "
+                             f"number of steps ({n}). Got {self.max_steps!r} instead.",
+                             field="max_steps")
 
     @property
     def n_steps(self) -> int:
         """Number of steps."""
         return len(self.scores)
+
+    @property
+    def n_regenerated(self) -> int:
+        """Number of regenerated steps (0 for a continue-only trace)."""
+        return 0 if self.actions is None else int(sum(self.actions))
+
+    @property
+    def censored(self) -> bool:
+        """True if the solution was cut at the step limit (``max_steps`` given)."""
+        return self.max_steps is not None
+
+    def action_array(self) -> np.ndarray:
+        """Actions as 0 (continue) / 1 (regenerate), shape (n,)."""
+        if self.actions is None:
+            return np.zeros(self.n_steps, dtype=np.int8)
+        return np.asarray(self.actions, dtype=np.int8)
+
+    def kept_scores(self) -> np.ndarray:
+        """PRM score of the step that stayed in the solution at each t: the draft's where it was
+        continued, the rewrite's where regenerated (1.0 when the rewrite was not scored)."""
+        s = np.asarray(self.scores, dtype=float).copy()
+        if self.actions is not None:
+            for t, a in enumerate(self.actions):
+                if a:
+                    v = None if self.strong_scores is None else self.strong_scores[t]
+                    s[t] = 1.0 if v is None else float(v)
+        return s
+
+    def observations(self) -> np.ndarray:
+        """TRIM observations (n, 2): (min of the kept previous steps' scores, draft score t)."""
+        kept = self.kept_scores()
+        prev = np.minimum.accumulate(np.concatenate([[1.0], kept[:-1]]))
+        return np.column_stack([prev, np.asarray(self.scores, dtype=float)])
 
     @property
     def error_index(self) -> int | None:

@@ -83,11 +83,59 @@ def parse_trace(obj: dict[str, Any], path: PathLike = "<input>", line: int = 0) 
     elif "first_error" in obj and fe is None and lb is not None and 0 in lb:
         raise InputError("first_error is null (all steps correct) but labels mark a wrong step.",
                          path=path, line=line, field="first_error")
+    acts, stk, ssc, ms = _routed_fields(obj, n, path, line)
     try:
         return StepTrace(problem_id=str(pid), scores=sc, tokens=tk, first_error=fe, labels=lb,
-                         correct=correct)
+                         correct=correct, actions=acts, strong_tokens=stk, strong_scores=ssc,
+                         max_steps=ms)
     except InputError as exc:
         raise InputError(exc.reason, path=path, line=line, field=exc.field) from None
+
+
+_ACTION_NAMES = {"continue": 0, "regenerate": 1}
+
+
+def _routed_fields(obj: dict[str, Any], n: int, path: PathLike, line: int
+                   ) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None,
+                              tuple[float | None, ...] | None, int | None]:
+    """Validate the optional routed-trace fields (actions, strong_tokens, strong_scores,
+    max_steps) of one trace with ``n`` steps."""
+    acts = None
+    raw = obj.get("actions")
+    if raw is not None:
+        if not isinstance(raw, list):
+            raise InputError(f"actions must be a list of 'continue'/'regenerate'. Got "
+                             f"{_brief(raw)} instead.", path=path, line=line, field="actions")
+        out = []
+        for i, a in enumerate(raw):
+            if isinstance(a, str) and a in _ACTION_NAMES:
+                out.append(_ACTION_NAMES[a])
+            else:
+                raise InputError(f"actions[{i}] must be 'continue' or 'regenerate'. Got "
+                                 f"{_brief(a)} instead.", path=path, line=line, field="actions")
+        acts = tuple(out)
+    stk = None
+    raw = obj.get("strong_tokens")
+    if raw is not None:
+        stk = _int_list(raw, "strong_tokens", path, line, minimum=0)
+    ssc = None
+    raw = obj.get("strong_scores")
+    if raw is not None:
+        if not isinstance(raw, list):
+            raise InputError(f"strong_scores must be a list of numbers in [0, 1] or null. Got "
+                             f"{_brief(raw)} instead.", path=path, line=line,
+                             field="strong_scores")
+        ssc = tuple(None if v is None else unit_float(v, f"strong_scores[{i}]", path=path,
+                                                      line=line)
+                    for i, v in enumerate(raw))
+    for name, vals in (("actions", acts), ("strong_tokens", stk), ("strong_scores", ssc)):
+        if vals is not None and len(vals) != n:
+            raise InputError(f"{name} must have one entry per step ({n}). Got {len(vals)} "
+                             "instead.", path=path, line=line, field=name)
+    ms = obj.get("max_steps")
+    if ms is not None:
+        ms = int(check_number(ms, "max_steps", path=path, line=line, lo=1, integer=True))
+    return acts, stk, ssc, ms
 
 
 def read_traces(path: PathLike) -> list[StepTrace]:
@@ -131,6 +179,14 @@ def trace_to_dict(tr: StepTrace) -> dict[str, Any]:
         d["labels"] = list(tr.labels)
     if tr.correct is not None:
         d["correct"] = tr.correct
+    if tr.actions is not None:
+        d["actions"] = ["regenerate" if a else "continue" for a in tr.actions]
+    if tr.strong_tokens is not None:
+        d["strong_tokens"] = list(tr.strong_tokens)
+    if tr.strong_scores is not None:
+        d["strong_scores"] = list(tr.strong_scores)
+    if tr.max_steps is not None:
+        d["max_steps"] = tr.max_steps
     return d
 
 

@@ -16,6 +16,7 @@ by default.
 """
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,14 +31,15 @@ from trimpomdp.errors import InputError
 from trimpomdp.observation.base import N_CLASSES, BaseObservationModel, check_X, grid_size
 from trimpomdp.observation.binned import BinnedObservationModel, _BinnedDensity, bin_index
 from trimpomdp.observation.features import observation_sequence
-from trimpomdp.pomdp.dynamics import continue_transition
+from trimpomdp.pomdp.dynamics import continue_transition, regenerate_transition
 
 if TYPE_CHECKING:
     pass
 
 S0, S1, S2 = 0, 1, 2
-__all__ = ["BANDWIDTH_GRID", "LatentClassObservationModel", "as_sequences", "em_trim_model",
-           "fit_accuracy", "simulate_outcome_traces", "trace_log_likelihood", "transition_matrix"]
+__all__ = ["BANDWIDTH_GRID", "LatentClassObservationModel", "RoutedTrimEM", "as_sequences",
+           "fit_accuracy", "label_evidence", "routed_log_likelihood", "simulate_outcome_traces",
+           "trace_log_likelihood", "transition_matrix"]
 
 Callback = Callable[[int, int, float], None]
 #: candidate kernel bandwidths (score units; 0 = plain histogram) for ``bandwidth="cv"``
@@ -59,9 +61,15 @@ def outcome_likelihood(y: np.ndarray, epsilon: float) -> np.ndarray:
 
 
 class _Batch:
-    """Traces binned and sorted by length (longest first), so step t is the prefix [:n_t]."""
+    """Traces binned and sorted by length (longest first), so step t is the prefix [:n_t].
 
-    def __init__(self, seqs: list[np.ndarray], y: np.ndarray, bin_size: float) -> None:
+    Routed traces also carry each step's action (0 continue, 1 regenerate: the transition out
+    of that step) and optional per-step evidence factors on the class (from step labels).
+    """
+
+    def __init__(self, seqs: list[np.ndarray], y: np.ndarray, bin_size: float,
+                 actions: list[np.ndarray] | None = None,
+                 evidence: list[np.ndarray | None] | None = None) -> None:
         lengths = np.array([len(s) for s in seqs])
         self.order = np.argsort(-lengths, kind="stable")
         self.lengths = lengths[self.order]
@@ -73,29 +81,88 @@ class _Batch:
         self.flat_bins = np.concatenate(self.bins)
         self.flat_trace = np.concatenate([np.arange(n) for n in self.n_active])
         self.flat_y = self.y[self.flat_trace]
+        self.acts: list[np.ndarray] | None = None
+        self.last_act = np.zeros(self.n, dtype=np.int8)
+        if actions is not None and any(np.any(a) for a in actions):
+            acts = [np.asarray(actions[i], dtype=np.int8) for i in self.order]
+            self.acts = [np.array([a[t] for a in acts[:n]], dtype=np.int8)
+                         for t, n in enumerate(self.n_active)]
+            self.last_act = np.array([a[-1] for a in acts], dtype=np.int8)
+        self.ev: list[np.ndarray] | None = None
+        if evidence is not None and any(e is not None for e in evidence):
+            evs = [np.ones((len(seqs[i]), N_CLASSES)) if evidence[i] is None
+                   else np.asarray(evidence[i], dtype=float) for i in self.order]
+            self.ev = [np.stack([e[t] for e in evs[:n]]) for t, n in enumerate(self.n_active)]
 
     @property
     def n(self) -> int:
         return int(self.lengths.shape[0])
 
 
-def _forward_backward(batch: _Batch, probs: np.ndarray, p: float, epsilon: float
+def _predict(prev: np.ndarray, A: np.ndarray, R: np.ndarray | None, act: np.ndarray | None
+             ) -> np.ndarray:
+    """P(c_{t+1}) rows from P(c_t) rows: continue (A) or, where ``act`` is 1, regenerate (R)."""
+    out = prev @ A
+    if R is not None and act is not None:
+        m = act.astype(bool)
+        if m.any():
+            out[m] = prev[m] @ R
+    return out
+
+
+def _pull_back(w: np.ndarray, A: np.ndarray, R: np.ndarray | None, act: np.ndarray | None
+               ) -> np.ndarray:
+    """Backward message sum_c' T_a[c, c'] w[c'] per row, with a = ``act`` (0 where None)."""
+    out = w @ A.T
+    if R is not None and act is not None:
+        m = act.astype(bool)
+        if m.any():
+            out[m] = w[m] @ R.T
+    return out
+
+
+def _forward_backward(batch: _Batch, probs: np.ndarray, p: float, epsilon: float,
+                      p_strong: float | None = None
                       ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Scaled forward-backward on every trace at once.
 
     Returns the posteriors gamma_t (list over t of (n_t, 3)), the log-likelihood of each trace
-    (sorted order) and the posterior of each trace's last class (n, 3).
+    (sorted order) and the posterior of each trace's last class (n, 3). With routed traces
+    (``batch.acts``) the transition out of step t is the TRIM one of its action (needs
+    ``p_strong``), and a final regenerated step is correct w.p. ``p_strong`` from S0 or S2.
     """
     A = transition_matrix(p)
+    routed = batch.acts is not None
+    R = regenerate_transition(p, p_strong) if routed and p_strong is not None else None
+    if routed and R is None:
+        raise InputError("p_strong is needed for traces with regenerated steps.")
     q = outcome_likelihood(batch.y, epsilon)
+    if routed and batch.last_act.any():
+        ps = float(p_strong)  # type: ignore[arg-type]
+        m = batch.last_act.astype(bool)
+        good = ps + (1.0 - ps) * epsilon
+        corr, wrong = m & (batch.y == 1), m & (batch.y == 0)
+        q[corr] = (good, epsilon, good)
+        q[wrong] = (1.0 - good, 1.0 - epsilon, 1.0 - good)
     T = len(batch.n_active)
+    acts = batch.acts
+    ev = batch.ev
+
+    def emit(t: int, n_t: int) -> np.ndarray:
+        e = probs[:, batch.bins[t]].T
+        return e if ev is None else e * ev[t][:n_t]
+
     alphas: list[np.ndarray] = []
     scales: list[np.ndarray] = []
     loglik = np.zeros(batch.n)
     prev = np.broadcast_to(np.array([p, 0.0, 1.0 - p]), (batch.n, N_CLASSES))
     for t in range(T):
         n_t = batch.n_active[t]
-        a = (prev[:n_t] if t == 0 else prev[:n_t] @ A) * probs[:, batch.bins[t]].T
+        if t == 0:
+            a = prev[:n_t] * emit(t, n_t)
+        else:
+            a = _predict(prev[:n_t], A, R, None if acts is None else acts[t - 1][:n_t])
+            a *= emit(t, n_t)
         c = a.sum(axis=1)
         a /= c[:, None]
         loglik[:n_t] += np.log(c)
@@ -110,7 +177,9 @@ def _forward_backward(batch: _Batch, probs: np.ndarray, p: float, epsilon: float
         n_t, n_next = batch.n_active[t], (batch.n_active[t + 1] if t + 1 < T else 0)
         b = np.empty((n_t, N_CLASSES))
         if n_next:
-            b[:n_next] = (probs[:, batch.bins[t + 1]].T * beta) @ A.T / scales[t + 1][:, None]
+            w = emit(t + 1, n_next) * beta
+            b[:n_next] = _pull_back(w, A, R, None if acts is None else acts[t][:n_next]) \
+                / scales[t + 1][:, None]
         b[n_next:] = q[n_next:n_t]
         g = alphas[t] * b
         s = g.sum(axis=1)
@@ -512,3 +581,228 @@ def simulate_outcome_traces(obs_probs: Any, p: float, hazard: Any, n: int, *,
         classes.append(c)
         ys[i] = 1.0 if c[-1] == S0 else float(rng.random() < epsilon)
     return seqs, ys, classes
+
+
+# -- routed traces: the transition depends on the action (TRIM POMDP, DESIGN.md §2) ---------
+
+#: P(c | step label): 1 = the weak draft is a correct step (S0, or S1 after an earlier error),
+#: 0 = it is wrong (S2 if the prefix is correct, else S1)
+_LABEL_EVIDENCE = {1: (1.0, 1.0, 0.0), 0: (0.0, 1.0, 1.0)}
+
+
+def label_evidence(tr: StepTrace) -> np.ndarray | None:
+    """Per-step evidence factors (n, 3) on the class from a trace's step labels, or None.
+
+    ``labels[t]`` (or ``first_error``: drafts before it correct, it wrong, later unknown) is the
+    correctness of weak draft t; with the chain this pins the classes of a continue-only trace
+    (supervised), and leaves only the strong rewrites' correctness to EM in a routed one.
+    """
+    if tr.labels is not None:
+        return np.array([_LABEL_EVIDENCE[int(v)] for v in tr.labels])
+    if tr.first_error is not None:
+        ev = np.ones((tr.n_steps, N_CLASSES))
+        ev[:tr.first_error] = _LABEL_EVIDENCE[1]
+        ev[tr.first_error] = _LABEL_EVIDENCE[0]
+        return ev
+    return None
+
+
+def routed_inputs(traces: Sequence[StepTrace]
+                  ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray],
+                             list[np.ndarray | None]]:
+    """Observations, outcomes (NaN when unknown or censored), actions and label evidence."""
+    if isinstance(traces, (str, bytes)) or not isinstance(traces, Sequence) or not traces \
+            or not all(isinstance(tr, StepTrace) for tr in traces):
+        raise InputError("traces must be a non-empty list of StepTrace objects.")
+    seqs = [tr.observations() for tr in traces]
+    y = np.array([np.nan if tr.correct is None or tr.censored else float(tr.correct)
+                  for tr in traces])
+    acts = [tr.action_array() for tr in traces]
+    ev = [label_evidence(tr) for tr in traces]
+    return seqs, y, acts, ev
+
+
+def strong_counts(batch: _Batch, gammas: list[np.ndarray], last: np.ndarray, p_strong: float,
+                  epsilon: float) -> tuple[float, float]:
+    """Expected (successes, failures) of the strong rewrites under the E-step posteriors.
+
+    A rewrite at t (c_t in S0/S2) fails iff c_{t+1} = S1, so failures are
+    P(c_{t+1} = S1) - P(c_t = S1); a final rewrite is judged by the answer.
+    """
+    succ = fail = 0.0
+    if batch.acts is None:
+        return succ, fail
+    for t in range(len(batch.n_active) - 1):
+        n_next = batch.n_active[t + 1]
+        m = batch.acts[t][:n_next].astype(bool)
+        if not m.any():
+            continue
+        gn, g = gammas[t + 1][:n_next][m], gammas[t][:n_next][m]
+        succ += float((gn[:, S0] + gn[:, S2]).sum())
+        fail += float(np.clip(gn[:, S1] - g[:, S1], 0.0, None).sum())
+    m = batch.last_act.astype(bool)
+    if m.any():
+        ok = last[m, S0] + last[m, S2]
+        y = batch.y[m]
+        ps = float(p_strong)
+        frac = np.where(y == 1, ps / max(ps + (1.0 - ps) * epsilon, 1e-300),
+                        np.where(y == 0, 0.0, ps))
+        succ += float((ok * frac).sum())
+        fail += float((ok * (1.0 - frac)).sum())
+    return succ, fail
+
+
+def routed_log_likelihood(batch: _Batch, probs: np.ndarray, p_weak: float, p_strong: float,
+                          epsilon: float = 0.0) -> float:
+    """Total log-likelihood of a batch under (P(o|c), p_w, p_s, epsilon)."""
+    with np.errstate(divide="ignore"):
+        _, ll, _ = _forward_backward(batch, probs, p_weak, epsilon, p_strong)
+    return float(ll.sum())
+
+
+class RoutedTrimEM(LatentClassObservationModel):
+    """P(o | c), the weak and the strong next-step accuracy, jointly by EM over routed traces.
+
+    The TRIM POMDP's transitions: out of a continued step S0 -> S0 w.p. p_w, else S2; out of a
+    regenerated one S0/S2 -> (p_w p_s, 1 - p_s, p_s (1 - p_w)); S1 absorbing. Outcomes
+    (``correct``) are emissions of the last class (a final regenerated step is right w.p. p_s);
+    step labels, where present, are evidence on the classes (a trace with labels on every step
+    is supervised), and censored traces (``max_steps``) contribute no outcome. M-step in closed
+    form: p_w = E[#S0] / E[#S0 + #S2] over all steps, p_s = E[#successful rewrites] / E[#rewrites].
+    On continue-only, unlabelled traces it is exactly :class:`LatentClassObservationModel`.
+
+    ``p_strong_init`` is the starting value of p_s and stays its value when no step was
+    regenerated (then p_s is not identifiable: ``strong_identified_`` is False).
+    """
+
+    def __init__(self, bin_size: float = 0.05, alpha: float = 0.1, m_step: str = "histogram",
+                 bandwidth: Any = "cv", epsilon: float = 0.0, n_init: int = 8,
+                 max_iter: int = 500, tol: float = 1e-7, random_state: int | None = 0,
+                 p_strong_init: float = 0.9, emission: str = "joint") -> None:
+        super().__init__(bin_size=bin_size, alpha=alpha, m_step=m_step, bandwidth=bandwidth,
+                         learn_epsilon=False, epsilon=epsilon, n_init=n_init,
+                         max_iter=max_iter, tol=tol, random_state=random_state)
+        self.p_strong_init = p_strong_init
+        self.emission = emission
+
+    def _score_view(self, batch: _Batch) -> _Batch:
+        """The batch with each step's bin replaced by its draft-score bin (1-D emission)."""
+        view = copy.copy(batch)
+        view.bins = batch.score_bins
+        return view
+
+    def _em(self, batch: _Batch, k: int, probs: np.ndarray, p: float, eps: float,
+            bws: np.ndarray, restart: int, callback: Callback | None) -> dict[str, Any]:
+        n_steps = int(batch.lengths.sum())
+        ps = float(getattr(self, "_ps_start", self.p_strong_init))
+        hist: list[float] = []
+        converged = False
+        G = np.empty((0, N_CLASSES))
+        s_counts = (0.0, 0.0)
+        score = self.emission == "score"
+        fb_batch = self._score_view(batch) if score else batch
+        e_probs = probs.reshape(N_CLASSES, k, k).sum(axis=1) if score else probs
+        for it in range(int(self.max_iter)):
+            gammas, ll, last = _forward_backward(fb_batch, e_probs, p, eps,
+                                                 ps if batch.acts is not None else None)
+            G = np.concatenate(gammas)
+            hist.append(float(ll.sum()))
+            if callback is not None:
+                callback(restart, it, hist[-1])
+            s_counts = strong_counts(batch, gammas, last, ps, eps)
+            if it > 0 and abs(hist[-1] - hist[-2]) / n_steps < float(self.tol):
+                converged = True
+                break
+            counts = np.stack([np.bincount(batch.flat_bins, weights=G[:, c], minlength=k * k)
+                               for c in range(N_CLASSES)])
+            probs = self._smooth(counts, k, bws)
+            if score:
+                e_probs = np.stack([np.bincount(batch.flat_score_bins, weights=G[:, c],
+                                                minlength=k) for c in range(N_CLASSES)])
+                e_probs = e_probs + float(self.alpha)
+                e_probs /= e_probs.sum(axis=1, keepdims=True)
+            else:
+                e_probs = probs
+            g0, g2 = G[:, S0].sum(), G[:, S2].sum()
+            p = float(g0 / (g0 + g2))
+            if sum(s_counts) > 0:
+                ps = float(np.clip(s_counts[0] / sum(s_counts), 1e-9, 1.0))
+        if score:  # the output P(o | c): the final E-step's weighted observation histogram
+            counts = np.stack([np.bincount(batch.flat_bins, weights=G[:, c], minlength=k * k)
+                               for c in range(N_CLASSES)])
+            probs = self._smooth(counts, k, bws)
+        return {"probs": probs, "p": p, "eps": eps, "hist": hist, "conv": converged, "G": G,
+                "ps": ps, "s_counts": s_counts, "e_probs": e_probs}
+
+    def fit(self, X: Any, y: Any = None, *, callback: Callback | None = None
+            ) -> "RoutedTrimEM":
+        """Fit from a list of :class:`StepTrace` (routed or not, labelled or outcome-only)."""
+        k = self._check_params()
+        unit_float(self.p_strong_init, "p_strong_init")
+        if self.emission not in ("joint", "score"):
+            raise InputError(f"The 'emission' parameter of {type(self).__name__} must be "
+                             f"'joint' or 'score'. Got {self.emission!r} instead.")
+        bws = self._bandwidths()
+        seqs, yy, acts, ev = routed_inputs(X)
+        n_lab = sum(e is not None for e in ev)
+        known = yy[~np.isnan(yy)]
+        if n_lab == 0 and not (np.any(known == 1) and np.any(known == 0)):
+            raise InputError("traces must carry final-answer correctness ('correct', both right "
+                             "and wrong answers) or step labels ('labels'/'first_error'): they "
+                             "are what identifies the hidden classes. Got "
+                             f"{int((known == 1).sum())} correct, {int((known == 0).sum())} "
+                             f"wrong and {n_lab} step-labelled traces instead.")
+        batch = _Batch(seqs, yy, self.bin_size, acts, ev)
+        if self.emission == "score":
+            batch.score_bins = [b % k for b in batch.bins]
+            batch.flat_score_bins = batch.flat_bins % k
+        self._batch = batch
+        rng = np.random.default_rng(self.random_state)
+        best: dict[str, Any] | None = None
+        finals = []
+        for r in range(int(self.n_init)):
+            probs, p, eps = self._init(batch, k, rng)
+            stage1 = np.zeros((N_CLASSES, 2)) if bws is None else bws
+            res = self._em(batch, k, probs, p, eps, stage1, r, callback)
+            finals.append(res["hist"][-1])
+            if best is None or res["hist"][-1] > best["hist"][-1]:
+                best = res
+        assert best is not None
+        self.cv_scores_ = None
+        if bws is None:
+            bws, self.cv_scores_ = self._cv_bandwidths(batch, best["G"], k, rng)
+            self._ps_start = best["ps"]
+            try:
+                res = self._em(batch, k, best["probs"], best["p"], best["eps"], bws,
+                               int(self.n_init), callback)
+            finally:
+                del self._ps_start
+            res["hist"] = best["hist"] + res["hist"]
+            best = res
+        self._set(best["probs"])
+        self.emission_probs_ = best["e_probs"]
+        self.bandwidth_ = bws
+        self.p_ = best["p"]
+        self.p_strong_ = best["ps"]
+        self.epsilon_ = best["eps"]
+        self.strong_counts_ = tuple(float(v) for v in best["s_counts"])
+        self.n_regenerated_ = int(sum(int(np.sum(a)) for a in acts))
+        self.strong_identified_ = self.n_regenerated_ > 0
+        self.n_labelled_ = n_lab
+        self.n_outcomes_ = int((~np.isnan(yy)).sum())
+        self.loglik_history_ = np.asarray(best["hist"])
+        self.lower_bound_ = float(best["hist"][-1])
+        self.n_iter_ = len(best["hist"])
+        self.converged_ = bool(best["conv"])
+        self.restart_logliks_ = np.asarray(finals)
+        self.n_traces_ = batch.n
+        self.n_steps_ = int(batch.lengths.sum())
+        self.class_counts_ = best["G"].sum(axis=0)
+        return self
+
+    def loglik(self, p_weak: float, p_strong: float) -> float:
+        """Log-likelihood of the training traces at (p_w, p_s), P(o | c) held at the fit."""
+        self._check_fitted()
+        batch = self._score_view(self._batch) if self.emission == "score" else self._batch
+        return routed_log_likelihood(batch, self.emission_probs_, p_weak, p_strong,
+                                     self.epsilon_)
