@@ -26,10 +26,13 @@ from aiohttp import web
 class StubUpstream:
     """``with StubUpstream(tag="weak") as s: s.url`` — one role (weak, strong or prm)."""
 
-    def __init__(self, tag: str = "weak", *, n_steps: int = 3, delay: float = 0.0) -> None:
+    def __init__(self, tag: str = "weak", *, n_steps: int = 3, delay: float = 0.0,
+                 token_delay: float = 0.0) -> None:
         self.tag = tag
         self.n_steps = n_steps
         self.delay = delay
+        #: seconds between streamed tokens (``"stream": true`` requests)
+        self.token_delay = token_delay
         self.faults: dict[str, deque[str]] = defaultdict(deque)
         self.hits: dict[str, int] = defaultdict(int)
         #: the request bodies received, per path (latest last)
@@ -128,8 +131,33 @@ class StubUpstream:
             choice["message"] = {"role": "assistant", "content": out}
             if body.get("logprobs") is True and "NOLOGPROBS" not in text:
                 choice["logprobs"] = {"content": [{"token": t, "logprob": lp} for t in toks]}
-        return web.json_response({"choices": [choice], "usage": {
-            "prompt_tokens": ptok, "completion_tokens": ntok, "total_tokens": ptok + ntok}})
+        usage = {"prompt_tokens": ptok, "completion_tokens": ntok, "total_tokens": ptok + ntok}
+        if body.get("stream"):  # SSE, one event per token, as vLLM streams
+            return await self._stream(request, path, toks, choice, usage)
+        return web.json_response({"choices": [choice], "usage": usage})
+
+    async def _stream(self, request: web.Request, path: str, toks: list[str],
+                      choice: dict[str, Any], usage: dict[str, Any]) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+
+        async def send(obj: Any) -> None:
+            await resp.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
+
+        for t in toks:
+            piece: dict[str, Any] = {"index": 0, "finish_reason": None}
+            piece.update({"text": t} if path == "/v1/completions" else {"delta": {"content": t}})
+            await send({"choices": [piece]})
+            if self.token_delay:
+                await asyncio.sleep(self.token_delay)
+        end = {"index": 0, "finish_reason": choice["finish_reason"],
+               "stop_reason": choice["stop_reason"]}
+        end.update({"text": ""} if path == "/v1/completions" else {"delta": {}})
+        await send({"choices": [end]})
+        await send({"choices": [], "usage": usage})
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
 
     # ------------------------------------------------------------------ lifecycle
     async def _start(self, port: int) -> None:

@@ -316,3 +316,26 @@ def test_logprobs_of_each_token_under_the_model_that_wrote_it(client):
         client.chat.completions.create(model="trimpomdp", logprobs=True, messages=[
             {"role": "user", "content": "NOLOGPROBS q"}])
     assert ei.value.body["param"] == "logprobs"
+
+
+def test_stream_tokens_sends_a_strong_rewrite_as_it_is_decoded(env, client):
+    _, up = env
+    strong = GOOD.replace("weak", "strong")
+    chunks = list(client.chat.completions.create(
+        model="trimpomdp", messages=[{"role": "user", "content": "What is 2+3? BADSTEP"}],
+        stream=True, extra_body={"trim": {"stream_tokens": True}}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == strong
+    pieces = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(pieces) == 19  # one chunk per decoded token, not one per step
+    metas = [c.model_extra["trim"] for c in chunks if c.choices and "source" in
+             (c.model_extra or {}).get("trim", {})]
+    assert [(m["step"], m["source"], m["tokens"]) for m in metas] == [
+        (0, "strong", 5), (1, "strong", 5), (2, "strong", 9)]
+    assert up["strong"].bodies["/v1/chat/completions"][-1]["stream"] is True
+    # with a stop string, nothing past it is sent
+    chunks = list(client.chat.completions.create(
+        model="trimpomdp", messages=[{"role": "user", "content": "What is 2+3? BADSTEP"}],
+        stream=True, stop=["(good). The"], extra_body={"trim": {"stream_tokens": True}}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == strong[:strong.index("(good). The")]

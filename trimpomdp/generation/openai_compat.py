@@ -8,9 +8,10 @@ extension), which renders the same prompt on the server.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,9 @@ class OpenAICompletionsBackend:
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self._tokenizer = tokenizer
         self.http = JSONClient(base_url, concurrency=concurrency, retry=retry, api_key=api_key)
+        self._api_key = api_key
+        self._retry = retry or RetryPolicy()
+        self._stream_client: Any = None
         self._setup_lock = asyncio.Lock()
         self._ready = False
 
@@ -164,6 +168,89 @@ class OpenAICompletionsBackend:
                           and not isinstance(prompt_tokens, bool) and prompt_tokens >= 0 else None,
                           token_logprobs=pairs)
 
+    def _request_body(self, messages: Sequence[Message], stop: Sequence[str],
+                      sampling: SamplingParams) -> tuple[str, dict[str, Any]]:
+        body = self._sampling_body(stop, sampling)
+        if self.api == "completions":
+            body["prompt"] = self.render(messages)
+            body["add_special_tokens"] = False
+            return "/v1/completions", body
+        body.update(messages=[dict(m) for m in messages], add_generation_prompt=False,
+                    continue_final_message=True)
+        if self.chat_template_kwargs:
+            body["chat_template_kwargs"] = self.chat_template_kwargs
+        return "/v1/chat/completions", body
+
+    async def stream_step(self, messages: Sequence[Message], *, stop: Sequence[str],
+                          sampling: SamplingParams,
+                          on_text: Callable[[str], Awaitable[None]]) -> StepOutput:
+        """Like :meth:`generate_step`, but streamed from the server: ``on_text`` gets each piece
+        of text as it is decoded. Not retried (text may already have been passed on)."""
+        import httpx
+
+        await self.setup()
+        t0 = time.perf_counter()
+        path, body = self._request_body(messages, stop, sampling)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        url = self.base_url + path
+        if self._stream_client is None:
+            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
+            self._stream_client = httpx.AsyncClient(
+                base_url=self.base_url, headers=headers,
+                timeout=httpx.Timeout(self._retry.timeout, connect=min(10.0, self._retry.timeout)))
+        parts: list[str] = []
+        finish, stop_reason, usage, has_reason = "stop", None, None, False
+        async with self.http.semaphore:
+            try:
+                async with self._stream_client.stream("POST", path, json=body) as resp:
+                    if resp.status_code >= 400:
+                        detail = " ".join((await resp.aread()).decode("utf-8", "replace").split())
+                        raise BackendError(f"POST {url} was rejected with HTTP "
+                                           f"{resp.status_code}: {detail[:300]}")
+                    async for line in resp.aiter_lines():
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            break
+                        try:
+                            doc = json.loads(data)
+                        except ValueError:
+                            raise BackendError(f"{url}: a stream event is not JSON: "
+                                               f"{data[:200]}") from None
+                        if not isinstance(doc, dict):
+                            raise BackendError(f"{url}: a stream event is not an object")
+                        usage = doc.get("usage") or usage
+                        for ch in doc.get("choices") or []:
+                            piece = ch.get("text") if path == "/v1/completions" else \
+                                (ch.get("delta") or {}).get("content")
+                            if isinstance(piece, str) and piece:
+                                parts.append(piece)
+                                await on_text(piece)
+                            if ch.get("finish_reason"):
+                                finish = str(ch["finish_reason"])
+                                stop_reason = ch.get("stop_reason")
+                                has_reason = "stop_reason" in ch
+            except httpx.TimeoutException as exc:
+                raise BackendError(f"POST {url} timed out after {self._retry.timeout:g} s "
+                                   f"({type(exc).__name__})") from None
+            except httpx.TransportError as exc:
+                raise BackendError(f"POST {url} failed: connection failed "
+                                   f"({type(exc).__name__}: {exc or 'no detail'})") from None
+        tokens = (usage or {}).get("completion_tokens") if isinstance(usage, dict) else None
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+            raise BackendError(f"{url}: the stream has no usage.completion_tokens (send "
+                               "stream_options.include_usage); cannot count decoded tokens")
+        prompt_tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        stopped = finish == "stop" and (stop_reason in stop if has_reason else True)
+        return StepOutput(text="".join(parts), tokens=tokens, stopped_on_stop=stopped,
+                          finish_reason=finish, seconds=time.perf_counter() - t0,
+                          stop_reason=stop_reason if isinstance(stop_reason, str) else None,
+                          prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int)
+                          and not isinstance(prompt_tokens, bool) and prompt_tokens >= 0
+                          else None)
+
     async def continuation_logprobs(self, messages: Sequence[Message],
                                     continuation: str) -> list[tuple[int, float]]:
         """Log-probability of each token of ``continuation`` after ``messages`` (prompt echo).
@@ -187,6 +274,8 @@ class OpenAICompletionsBackend:
                 if v is not None and start <= o < end]
 
     async def aclose(self) -> None:
+        if self._stream_client is not None:
+            await self._stream_client.aclose()
         await self.http.aclose()
 
 

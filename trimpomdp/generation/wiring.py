@@ -135,6 +135,21 @@ class GuardedBackend:
             raise BackendError(f"{self.where} returned {type(out).__name__}, not a StepOutput")
         return out
 
+    async def stream_step(self, messages: Sequence[Message], *, stop: Sequence[str],
+                          sampling: SamplingParams, on_text: Any) -> StepOutput:
+        """:meth:`generate_step` streamed (when the inner backend can), with the same guard."""
+        try:
+            out = await self.inner.stream_step(messages, stop=stop, sampling=sampling,
+                                               on_text=on_text)
+        except (asyncio.CancelledError, BackendError):
+            raise
+        except TrimpomdpError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise BackendError(f"{self.where} sent an unusable answer ({type(exc).__name__}: "
+                               f"{exc})") from None
+        return out
+
     def __getattr__(self, name: str) -> Any:  # setup, http, render, continuation_logprobs, ...
         return getattr(self.inner, name)
 

@@ -292,7 +292,7 @@ class TrimServer:
             session = AnswerSession(index=i, conversation=req.conversation, seed=req.seed,
                                     remaining=req.max_tokens, stops=req.stop, tap=tap,
                                     separator=self.profile.step_separator,
-                                    logprobs=req.logprobs)
+                                    logprobs=req.logprobs, stream_tokens=req.stream_tokens)
             ts = time.perf_counter()
             rec = await self._run_loop(req, choice, cfg, session, request_id(request))
             loop_s[i] = time.perf_counter() - ts

@@ -25,7 +25,8 @@ from trimpomdp.serve.config import LAMBDA_MAX
 from trimpomdp.serve.errors import APIError, bad
 from trimpomdp.serve.models import Budget
 
-TRIM_FIELDS = ("lambda", "strong_token_share", "trace", "max_steps", "max_step_tokens")
+TRIM_FIELDS = ("lambda", "strong_token_share", "trace", "max_steps", "max_step_tokens",
+               "stream_tokens")
 #: largest whole-answer token cap accepted (the loop stops far earlier in practice)
 MAX_ANSWER_TOKENS = 1 << 24
 MAX_STOP = 16
@@ -66,6 +67,8 @@ class GenerationRequest:
     budget: Budget | None = None
     trace: bool = False
     max_steps: int | None = None
+    #: stream a strong rewrite token by token as it is decoded (trim.stream_tokens)
+    stream_tokens: bool = False
     #: fields accepted but ignored (logged once per request)
     ignored: tuple[str, ...] = ()
 
@@ -195,7 +198,8 @@ def parse_trim(trim: Any) -> dict[str, Any]:
             "trace": _bool(trim, "trace", "trim.trace"),
             "max_steps": _int(trim, "max_steps", 1, 10_000, param="trim.max_steps"),
             "max_step_tokens": _int(trim, "max_step_tokens", 1, 1 << 20,
-                                    param="trim.max_step_tokens")}
+                                    param="trim.max_step_tokens"),
+            "stream_tokens": _bool(trim, "stream_tokens", "trim.stream_tokens")}
 
 
 # ------------------------------------------------------------------------- the body
@@ -332,4 +336,5 @@ def parse_request(body: dict[str, Any], endpoint: str, *, max_n: int = 8) -> Gen
         presence_penalty=_num(body, "presence_penalty", -2.0, 2.0) or 0.0,
         n=n or 1, stop=_stop(body.get("stop")), logprobs=logprobs, budget=trim.get("budget"),
         trace=trim.get("trace", False), max_steps=trim.get("max_steps"),
+        stream_tokens=stream and trim.get("stream_tokens", False),
         ignored=tuple(dict.fromkeys(ignored)))

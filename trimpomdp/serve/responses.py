@@ -122,7 +122,10 @@ def chunk(req: GenerationRequest, rid: str, created: int, index: int = 0, *,
 
 def step_chunk(req: GenerationRequest, rid: str, created: int, ev: StepEvent,
                separator: str = "\n\n") -> dict[str, Any]:
-    text = ev.text if ev.index == 0 else separator + ev.text
+    if ev.kind == "delta":  # a piece of a strong rewrite, as it is decoded
+        sep = separator if ev.first and ev.index > 0 else ""
+        return chunk(req, rid, created, ev.choice, text=sep + ev.text)
+    text = "" if ev.kind == "meta" else ev.text if ev.index == 0 else separator + ev.text
     out = chunk(req, rid, created, ev.choice, text=text)
     if req.logprobs:
         off = 0 if ev.index == 0 else len(separator)

@@ -83,6 +83,8 @@ class AnswerSession:
     cap_hit: bool = False
     #: ask the upstreams for token log-probabilities (the request's ``logprobs``)
     logprobs: bool = False
+    #: stream the strong model's rewrites to the tap as they are decoded
+    stream_tokens: bool = False
     #: every upstream call's (role, output), in order
     outputs: list[tuple[str, StepOutput]] = field(default_factory=list)
 
@@ -116,9 +118,17 @@ class SessionBackend:
         changes: dict[str, Any] = {"max_tokens": limit}
         if s.seed is not None:
             changes["seed"] = call_seed(s.seed, s.index, self.role, call)
-        out = await self.inner.generate_step(
-            [*s.conversation, *messages], stop=tuple(dict.fromkeys([*stop, *s.stops])),
-            sampling=dataclasses.replace(sampling, **changes), logprobs=logprobs or s.logprobs)
+        msgs = [*s.conversation, *messages]
+        stops = tuple(dict.fromkeys([*stop, *s.stops]))
+        params = dataclasses.replace(sampling, **changes)
+        streamed: list[int] = []
+        if s.stream_tokens and self.role == "strong" and s.tap is not None and \
+                not s.logprobs and hasattr(self.inner, "stream_step"):
+            out = await self.inner.stream_step(msgs, stop=stops, sampling=params,
+                                               on_text=self._streamer(messages, streamed))
+        else:
+            out = await self.inner.generate_step(msgs, stop=stops, sampling=params,
+                                                 logprobs=logprobs or s.logprobs)
         if s.logprobs and out.token_logprobs is None:
             from trimpomdp.serve.errors import APIError
 
@@ -135,7 +145,29 @@ class SessionBackend:
                 s.prompt_tokens = out.prompt_tokens
         if s.stops:
             out = self._apply_stops(messages, out)
+        if streamed and s.tap is not None and len(out.text) > streamed[0]:
+            s.tap.stream_delta(out.text[streamed[0]:])  # what the stop hold-back kept
         return self._done(out)
+
+    def _streamer(self, messages: Sequence[Message], sent: list[int]) -> Any:
+        """``on_text`` for a streamed rewrite: passes text on to the tap, holding back enough to
+        cut at a stop string that is still being decoded."""
+        s = self.session
+        hold = max((len(x) for x in s.stops), default=1) - 1
+        before = messages[-1]["content"] if messages else ""
+        buf: list[str] = []
+        sent.append(0)
+
+        async def on_text(piece: str) -> None:
+            buf.append(piece)
+            text = "".join(buf)
+            cut = cut_at_stop(text, s.stops, before) if s.stops else None
+            upto = cut if cut is not None else max(sent[0], len(text) - hold)
+            if upto > sent[0] and s.tap is not None:
+                s.tap.stream_delta(text[sent[0]:upto])
+                sent[0] = upto
+
+        return on_text
 
     def _apply_stops(self, messages: Sequence[Message], out: StepOutput) -> StepOutput:
         s = self.session

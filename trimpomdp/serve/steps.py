@@ -27,6 +27,11 @@ class StepEvent:
     choice: int = 0
     #: (token, logprob) of the step, when the request asked for them
     logprobs: tuple[tuple[str, float], ...] | None = None
+    #: "step" (a whole accepted step), "delta" (a piece of a strong rewrite as it is decoded),
+    #: "meta" (the end of a streamed step: its source and tokens, no text)
+    kind: str = "step"
+    #: a delta that starts its step (the separator goes before it)
+    first: bool = False
 
 
 class StepTap:
@@ -41,14 +46,17 @@ class StepTap:
         self._seen = len(SOLUTION_PREFIX)
         self._draft: StepOutput | None = None
         self._strong: StepOutput | None = None
+        self._streaming = False
 
     def _emit(self, text: str, source: str, tokens: int, out: StepOutput | None
               ) -> StepEvent | None:
         self._n_steps += 1
+        streamed, self._streaming = self._streaming, False
         if not text:
             return None  # an empty last step (cut by a stop string): nothing to send
         ev = StepEvent(len(self.emitted), text, source, tokens, self.choice,
-                       None if out is None else out.token_logprobs)
+                       None if out is None else out.token_logprobs,
+                       kind="meta" if streamed else "step")
         self.emitted.append(ev)
         return ev
 
@@ -64,6 +72,14 @@ class StepTap:
             ev = self._emit(part, "strong" if strong else "weak", out.tokens if out else 0, out)
             if ev is not None:
                 self.queue.put_nowait(ev)
+
+    def stream_delta(self, text: str) -> None:
+        """A piece of the current step's strong rewrite, sent before the step is recorded (a
+        rewrite is always kept)."""
+        first = not self._streaming
+        self._streaming = True
+        self.queue.put_nowait(StepEvent(len(self.emitted), text, "strong", 0, self.choice,
+                                        kind="delta", first=first))
 
     def observe_output(self, role: str, out: StepOutput) -> None:
         if role == "weak":

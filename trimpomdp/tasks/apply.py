@@ -64,6 +64,16 @@ class ProfileBackend:
             out = dataclasses.replace(out, stopped_on_stop=False)  # the profile's end rule
         return out
 
+    async def stream_step(self, messages: Sequence[Message], *, stop: Sequence[str],
+                          sampling: SamplingParams, on_text: Any) -> StepOutput:
+        p = self.profile
+        stops = [p.step_separator if s == STEP_SEPARATOR else s for s in stop]
+        out = await self.inner.stream_step(rewrite(p, messages), stop=stops, sampling=sampling,
+                                           on_text=on_text)
+        if out.stopped_on_stop and p.is_final(out.text, True):
+            out = dataclasses.replace(out, stopped_on_stop=False)
+        return out
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
