@@ -125,8 +125,9 @@ def _routed_fields(obj: dict[str, Any], n: int, path: PathLike, line: int
             raise InputError(f"strong_scores must be a list of numbers in [0, 1] or null. Got "
                              f"{_brief(raw)} instead.", path=path, line=line,
                              field="strong_scores")
-        ssc = tuple(None if v is None else unit_float(v, f"strong_scores[{i}]", path=path,
-                                                      line=line)
+        ssc = tuple(None if v is None else check_number(v, f"strong_scores[{i}]", path=path,
+                                                        line=line, lo=0, hi=1,
+                                                        field="strong_scores")
                     for i, v in enumerate(raw))
     for name, vals in (("actions", acts), ("strong_tokens", stk), ("strong_scores", ssc)):
         if vals is not None and len(vals) != n:

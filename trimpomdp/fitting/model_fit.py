@@ -63,10 +63,10 @@ def fit_hazard(traces: Sequence[StepTrace], max_steps: int) -> tuple[np.ndarray,
     h = np.divide(ends, at_risk, out=np.ones(max_steps + 1), where=at_risk > 0)
     h[0] = 0.0 if at_risk[0] > 0 else h[0]
     h[max_steps] = 1.0
-    pmf = length_pmf(h)
+    pmf = length_pmf(h.tolist())
     ks = np.arange(max_steps + 1)
     mean = float(pmf @ ks)
-    sd = float(np.sqrt(max(pmf @ ks ** 2 - mean ** 2, 0.0)))
+    sd = float(np.sqrt(max(float(pmf @ ks ** 2) - mean ** 2, 0.0)))
     rep = {"n_lengths": int(L.size), "n_censored": int(cens.sum()), "mean_length": mean,
            "mean_length_se": sd / np.sqrt(max(int((~cens).sum()), 1)),
            "at_risk": at_risk.astype(int).tolist()}
@@ -119,19 +119,31 @@ def future_tokens(traces: Sequence[StepTrace]) -> tuple[int, dict[str, Any]]:
     if len(strong) >= MIN_STRONG_TOKENS:
         x, src = np.asarray(strong, float), "mean tokens of the strong rewrites"
     elif draft:
-        x, src = np.asarray(draft, float), "mean tokens of the weak drafts (too few strong " \
-                                           "rewrites with token counts)"
+        x = np.asarray(draft, float)
+        src = "mean tokens of the weak drafts (too few strong rewrites with token counts)"
     else:
         warnings.warn("no trace has token counts: future_tokens stays at 60 (the release's)",
                       DataWarning, stacklevel=3)
         return 60, {"source": "default (no token counts)", "mean": 60.0, "se": None, "n": 0}
     mean = float(x.mean())
     se = float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else None
-    return max(1, int(round(mean))), {"source": src, "mean": mean, "se": se, "n": int(x.size),
+    return max(1, round(mean)), {"source": src, "mean": mean, "se": se, "n": int(x.size),
                                       "mean_strong_tokens": float(np.mean(strong)) if strong
                                       else None,
                                       "mean_draft_tokens": float(np.mean(draft)) if draft
                                       else None}
+
+
+def truncate_trace(tr: StepTrace, n: int) -> StepTrace:
+    """The first ``n`` steps of a trace, marked as cut at the step limit ``n`` (censored)."""
+    cut = {name: None if getattr(tr, name) is None else tuple(getattr(tr, name)[:n])
+           for name in ("scores", "tokens", "labels", "actions", "strong_tokens",
+                        "strong_scores")}
+    fe = tr.first_error if tr.first_error is not None and tr.first_error < n else None
+    if tr.first_error is not None and fe is None and cut["labels"] is None:
+        cut["labels"] = (1,) * n  # the first error lies beyond the cut
+    return StepTrace(problem_id=tr.problem_id, first_error=fe, correct=tr.correct,
+                     max_steps=n, **cut)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -165,7 +177,15 @@ def fit_trim_model(traces: Sequence[StepTrace], *, sources: Sequence[str | os.Pa
                          "Collect traces with `trimpomdp run --policy explore:0.3` (then "
                          "`trimpomdp traces`), or give p_s with --p-strong.", field="actions")
     horizon = max_steps
-    if horizon is None:
+    if horizon is not None:
+        long = [i for i, tr in enumerate(traces) if tr.n_steps > int(horizon)]
+        if long:
+            warnings.warn(f"{len(long)} of {len(traces)} traces are longer than max_steps="
+                          f"{int(horizon)}: they are cut there and count as censored (length >= "
+                          f"{int(horizon)}, no outcome)", DataWarning, stacklevel=2)
+            for i in long:
+                traces[i] = truncate_trace(traces[i], int(horizon))
+    else:
         cens = [tr.max_steps for tr in traces if tr.max_steps is not None]
         horizon = max([tr.n_steps for tr in traces] + cens)
     horizon = max(int(horizon), 2)
@@ -251,13 +271,13 @@ def _bootstrap(traces: list[StepTrace], est: RoutedTrimEM, horizon: int, B: int,
                          p_strong_init=est.p_strong_).fit(sample)
         pw.append(b.p_)
         ps.append(b.p_strong_)
-        h, rep = fit_hazard(sample, horizon)
+        _, rep = fit_hazard(sample, horizon)
         ml.append(rep["mean_length"])
         tv.append((0.5 * np.abs(b.probs_ - est.probs_).sum(axis=1)).tolist())
-    sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else None  # noqa: E731
+    sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else None
     return {"p_weak": sd(pw), "p_strong": sd(ps) if est.strong_identified_ else None,
             "mean_length": sd(ml), "obs_tv": np.mean(tv, axis=0).tolist(), "B": int(B)}
 
 
 __all__ = ["FitReport", "accuracy_standard_errors", "fit_hazard", "fit_trim_model",
-           "future_tokens", "sha256_file"]
+           "future_tokens", "sha256_file", "truncate_trace"]

@@ -9,15 +9,17 @@ step exists (as in ``run``).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from trimpomdp.data.schema import StepTrace
+from trimpomdp.fitting.model_fit import fit_trim_model
 from trimpomdp.model import TrimModel
 from trimpomdp.observation.binned import bin_index
-from trimpomdp.pomdp.dynamics import hazard_from_pmf, regenerate_transition
+from trimpomdp.pomdp.dynamics import hazard_from_pmf, length_pmf, regenerate_transition
 from trimpomdp.pomdp.trim import TrimPOMDP
 from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
 
@@ -117,7 +119,7 @@ def _draft_ok(rng: np.random.Generator, p: float) -> bool:
 def empirical_class_probs(traces: list[StepTrace], classes: list[np.ndarray],
                           bin_size: float = 0.05) -> np.ndarray:
     """Per-class binned distribution (3, K²) of the observations of the true classes."""
-    k = int(round(1.0 / bin_size))
+    k = round(1.0 / bin_size)
     counts = np.zeros((3, k * k))
     for tr, c in zip(traces, classes):
         b = bin_index(tr.observations(), bin_size)
@@ -141,14 +143,14 @@ def true_model(proc: SyntheticTrimProcess, traces: list[StepTrace], classes: lis
     pmf = proc.censored_length_pmf()
     return TrimModel(obs_probs=emp, bin_size=bin_size, p_weak=proc.p_weak,
                      p_strong=proc.p_strong,
-                     hazard=hazard_from_pmf(pmf[2:], min_len=2, max_steps=proc.max_steps),
+                     hazard=hazard_from_pmf(pmf[2:].tolist(), min_len=2, max_steps=proc.max_steps),
                      future_tokens=int(proc.strong_tokens[0] + proc.strong_tokens[1]),
                      max_steps=proc.max_steps, name="synthetic-truth")
 
 
 def simplex_grid(step: float = 0.025) -> np.ndarray:
     """Beliefs (S0, S1, S2) on a regular simplex grid (the release's 0.025 grid: 861 points)."""
-    m = int(round(1.0 / step))
+    m = round(1.0 / step)
     pts = [(i, j, m - i - j) for i in range(m + 1) for j in range(m + 1 - i)]
     return np.asarray(pts, dtype=float) / m
 
@@ -185,5 +187,41 @@ def policy_disagreement(fitted: TrimModel, truth: TrimModel, *, lams: Any = (0.0
             "per_lambda": per_lam, "margin": margin}
 
 
+def recovery_check(n: int, *, explore: float = 0.3, step_labels: bool = False,
+                   random_state: int = 7, n_init: int = 2, emission: str = "score",
+                   lams: Any = (0.05, 0.25, 0.5), process: SyntheticTrimProcess | None = None
+                   ) -> dict[str, Any]:
+    """Draw ``n`` traces from the process, fit the whole model, compare with the truth.
+
+    Returns the fitted and true p_w, p_s, the TV distance of the length pmf and of each class's
+    P(o | c) to the empirical per-class distribution of the true classes, and the policy
+    disagreement (:func:`policy_disagreement`), plus timings.
+    """
+    proc = process or SyntheticTrimProcess()
+    t0 = time.perf_counter()
+    traces, classes = proc.sample(n, explore=explore, step_labels=step_labels,
+                                  random_state=random_state)
+    t1 = time.perf_counter()
+    rep = fit_trim_model(traces, n_init=n_init, emission=emission, random_state=0)
+    t2 = time.perf_counter()
+    fitted, truth = rep.model, true_model(proc, traces, classes, rep.model.bin_size)
+    emp = empirical_class_probs(traces, classes, rep.model.bin_size)
+    allc = np.concatenate(classes)
+    out = {
+        "n_traces": n, "n_steps": int(allc.size), "explore": explore, "step_labels": step_labels,
+        "p_weak": fitted.p_weak, "p_weak_true": proc.p_weak,
+        "p_weak_se": rep.summary["fitted"]["p_weak"]["se"],
+        "p_weak_empirical": float((allc == S0).sum() / ((allc == S0).sum() + (allc == S2).sum())),
+        "p_strong": fitted.p_strong, "p_strong_true": proc.p_strong,
+        "p_strong_se": rep.summary["fitted"]["p_strong"]["se"],
+        "length_tv": total_variation(length_pmf(fitted.hazard.tolist()), proc.censored_length_pmf()),
+        "obs_tv": [total_variation(fitted.obs_probs[c], emp[c]) for c in range(3)],
+        "future_tokens": fitted.future_tokens, "max_steps": fitted.max_steps,
+        "policy": policy_disagreement(fitted, truth, lams=lams),
+        "seconds": {"sample": t1 - t0, "fit": t2 - t1, "policies": time.perf_counter() - t2},
+    }
+    return out
+
+
 __all__ = ["SyntheticTrimProcess", "empirical_class_probs", "policy_disagreement",
-           "simplex_grid", "total_variation", "true_model"]
+           "recovery_check", "simplex_grid", "total_variation", "true_model"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtr
@@ -33,13 +33,19 @@ from trimpomdp.observation.binned import BinnedObservationModel, _BinnedDensity,
 from trimpomdp.observation.features import observation_sequence
 from trimpomdp.pomdp.dynamics import continue_transition, regenerate_transition
 
-if TYPE_CHECKING:
-    pass
-
 S0, S1, S2 = 0, 1, 2
-__all__ = ["BANDWIDTH_GRID", "LatentClassObservationModel", "RoutedTrimEM", "as_sequences",
-           "fit_accuracy", "label_evidence", "routed_log_likelihood", "simulate_outcome_traces",
-           "trace_log_likelihood", "transition_matrix"]
+__all__ = [
+    "BANDWIDTH_GRID",
+    "LatentClassObservationModel",
+    "RoutedTrimEM",
+    "as_sequences",
+    "fit_accuracy",
+    "routed_log_likelihood",
+    "simulate_outcome_traces",
+    "step_labels",
+    "trace_log_likelihood",
+    "transition_matrix",
+]
 
 Callback = Callable[[int, int, float], None]
 #: candidate kernel bandwidths (score units; 0 = plain histogram) for ``bandwidth="cv"``
@@ -69,7 +75,7 @@ class _Batch:
 
     def __init__(self, seqs: list[np.ndarray], y: np.ndarray, bin_size: float,
                  actions: list[np.ndarray] | None = None,
-                 evidence: list[np.ndarray | None] | None = None) -> None:
+                 labels: list[np.ndarray | None] | None = None) -> None:
         lengths = np.array([len(s) for s in seqs])
         self.order = np.argsort(-lengths, kind="stable")
         self.lengths = lengths[self.order]
@@ -81,6 +87,9 @@ class _Batch:
         self.flat_bins = np.concatenate(self.bins)
         self.flat_trace = np.concatenate([np.arange(n) for n in self.n_active])
         self.flat_y = self.y[self.flat_trace]
+        #: draft-score bins (set for the 1-D "score" emission of RoutedTrimEM)
+        self.score_bins: list[np.ndarray] = []
+        self.flat_score_bins = np.empty(0, dtype=np.intp)
         self.acts: list[np.ndarray] | None = None
         self.last_act = np.zeros(self.n, dtype=np.int8)
         if actions is not None and any(np.any(a) for a in actions):
@@ -88,11 +97,13 @@ class _Batch:
             self.acts = [np.array([a[t] for a in acts[:n]], dtype=np.int8)
                          for t, n in enumerate(self.n_active)]
             self.last_act = np.array([a[-1] for a in acts], dtype=np.int8)
-        self.ev: list[np.ndarray] | None = None
-        if evidence is not None and any(e is not None for e in evidence):
-            evs = [np.ones((len(seqs[i]), N_CLASSES)) if evidence[i] is None
-                   else np.asarray(evidence[i], dtype=float) for i in self.order]
-            self.ev = [np.stack([e[t] for e in evs[:n]]) for t, n in enumerate(self.n_active)]
+        self.labs: list[np.ndarray] | None = None
+        if labels is not None and any(e is not None for e in labels):
+            labs = [np.full(len(seqs[i]), -1, dtype=np.int8) if labels[i] is None
+                    else np.asarray(labels[i], dtype=np.int8) for i in self.order]
+            self.labs = [np.array([e[t] for e in labs[:n]], dtype=np.int8)
+                         for t, n in enumerate(self.n_active)]
+            self.flat_labs = np.concatenate(self.labs)
 
     @property
     def n(self) -> int:
@@ -121,8 +132,17 @@ def _pull_back(w: np.ndarray, A: np.ndarray, R: np.ndarray | None, act: np.ndarr
     return out
 
 
+def _label_factors(labs: np.ndarray, q: float) -> np.ndarray:
+    """P(step label | class) rows: label 1 (draft right) -> (1, q, 0), 0 -> (0, 1 - q, 1),
+    none (-1) -> 1; q = P(a draft after an earlier error is rated right)."""
+    f = np.ones((labs.shape[0], N_CLASSES))
+    f[labs == 1] = (1.0, q, 0.0)
+    f[labs == 0] = (0.0, 1.0 - q, 1.0)
+    return f
+
+
 def _forward_backward(batch: _Batch, probs: np.ndarray, p: float, epsilon: float,
-                      p_strong: float | None = None
+                      p_strong: float | None = None, q_s1: float = 0.5
                       ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Scaled forward-backward on every trace at once.
 
@@ -146,7 +166,7 @@ def _forward_backward(batch: _Batch, probs: np.ndarray, p: float, epsilon: float
         q[wrong] = (1.0 - good, 1.0 - epsilon, 1.0 - good)
     T = len(batch.n_active)
     acts = batch.acts
-    ev = batch.ev
+    ev = None if batch.labs is None else [_label_factors(lab, q_s1) for lab in batch.labs]
 
     def emit(t: int, n_t: int) -> np.ndarray:
         e = probs[:, batch.bins[t]].T
@@ -409,7 +429,7 @@ class LatentClassObservationModel(_BinnedDensity, BaseObservationModel):
         return bw
 
     def fit(self, X: Any, y: Any = None, *, callback: Callback | None = None
-            ) -> "LatentClassObservationModel":
+            ) -> LatentClassObservationModel:
         """Fit by EM with ``n_init`` restarts; ``callback(restart, iteration, loglik)`` per step.
 
         ``X``: step traces (outcome from ``correct``) or observation arrays with outcomes ``y``.
@@ -585,25 +605,22 @@ def simulate_outcome_traces(obs_probs: Any, p: float, hazard: Any, n: int, *,
 
 # -- routed traces: the transition depends on the action (TRIM POMDP, DESIGN.md §2) ---------
 
-#: P(c | step label): 1 = the weak draft is a correct step (S0, or S1 after an earlier error),
-#: 0 = it is wrong (S2 if the prefix is correct, else S1)
-_LABEL_EVIDENCE = {1: (1.0, 1.0, 0.0), 0: (0.0, 1.0, 1.0)}
+def step_labels(tr: StepTrace) -> np.ndarray | None:
+    """Per-step draft labels (1 right, 0 wrong, -1 unknown) of a trace, or None.
 
-
-def label_evidence(tr: StepTrace) -> np.ndarray | None:
-    """Per-step evidence factors (n, 3) on the class from a trace's step labels, or None.
-
-    ``labels[t]`` (or ``first_error``: drafts before it correct, it wrong, later unknown) is the
-    correctness of weak draft t; with the chain this pins the classes of a continue-only trace
-    (supervised), and leaves only the strong rewrites' correctness to EM in a routed one.
+    ``labels[t]`` (or ``first_error``: drafts before it right, it wrong, later unknown) is the
+    correctness of weak draft t. A right draft is S0 (or S1 after an earlier error), a wrong one
+    S2 (or S1); with the chain this pins the classes of a continue-only trace (supervised) and
+    leaves only the strong rewrites' correctness to EM in a routed one. How often a draft after
+    an earlier error is rated right (q) is learned.
     """
     if tr.labels is not None:
-        return np.array([_LABEL_EVIDENCE[int(v)] for v in tr.labels])
+        return np.asarray(tr.labels, dtype=np.int8)
     if tr.first_error is not None:
-        ev = np.ones((tr.n_steps, N_CLASSES))
-        ev[:tr.first_error] = _LABEL_EVIDENCE[1]
-        ev[tr.first_error] = _LABEL_EVIDENCE[0]
-        return ev
+        lab = np.full(tr.n_steps, -1, dtype=np.int8)
+        lab[:tr.first_error] = 1
+        lab[tr.first_error] = 0
+        return lab
     return None
 
 
@@ -618,7 +635,7 @@ def routed_inputs(traces: Sequence[StepTrace]
     y = np.array([np.nan if tr.correct is None or tr.censored else float(tr.correct)
                   for tr in traces])
     acts = [tr.action_array() for tr in traces]
-    ev = [label_evidence(tr) for tr in traces]
+    ev = [step_labels(tr) for tr in traces]
     return seqs, y, acts, ev
 
 
@@ -653,10 +670,10 @@ def strong_counts(batch: _Batch, gammas: list[np.ndarray], last: np.ndarray, p_s
 
 
 def routed_log_likelihood(batch: _Batch, probs: np.ndarray, p_weak: float, p_strong: float,
-                          epsilon: float = 0.0) -> float:
-    """Total log-likelihood of a batch under (P(o|c), p_w, p_s, epsilon)."""
+                          epsilon: float = 0.0, q_s1: float = 0.5) -> float:
+    """Total log-likelihood of a batch under (P(o|c), p_w, p_s, epsilon, q)."""
     with np.errstate(divide="ignore"):
-        _, ll, _ = _forward_backward(batch, probs, p_weak, epsilon, p_strong)
+        _, ll, _ = _forward_backward(batch, probs, p_weak, epsilon, p_strong, q_s1)
     return float(ll.sum())
 
 
@@ -702,9 +719,10 @@ class RoutedTrimEM(LatentClassObservationModel):
         score = self.emission == "score"
         fb_batch = self._score_view(batch) if score else batch
         e_probs = probs.reshape(N_CLASSES, k, k).sum(axis=1) if score else probs
+        q = float(getattr(self, "_q_start", 0.5))
         for it in range(int(self.max_iter)):
             gammas, ll, last = _forward_backward(fb_batch, e_probs, p, eps,
-                                                 ps if batch.acts is not None else None)
+                                                 ps if batch.acts is not None else None, q)
             G = np.concatenate(gammas)
             hist.append(float(ll.sum()))
             if callback is not None:
@@ -727,15 +745,20 @@ class RoutedTrimEM(LatentClassObservationModel):
             p = float(g0 / (g0 + g2))
             if sum(s_counts) > 0:
                 ps = float(np.clip(s_counts[0] / sum(s_counts), 1e-9, 1.0))
+            if batch.labs is not None:
+                w1 = G[batch.flat_labs >= 0, S1]
+                if w1.sum() > 0:
+                    q = float(np.clip(w1[batch.flat_labs[batch.flat_labs >= 0] == 1].sum()
+                                      / w1.sum(), 1e-6, 1 - 1e-6))
         if score:  # the output P(o | c): the final E-step's weighted observation histogram
             counts = np.stack([np.bincount(batch.flat_bins, weights=G[:, c], minlength=k * k)
                                for c in range(N_CLASSES)])
             probs = self._smooth(counts, k, bws)
         return {"probs": probs, "p": p, "eps": eps, "hist": hist, "conv": converged, "G": G,
-                "ps": ps, "s_counts": s_counts, "e_probs": e_probs}
+                "ps": ps, "s_counts": s_counts, "e_probs": e_probs, "q": q}
 
     def fit(self, X: Any, y: Any = None, *, callback: Callback | None = None
-            ) -> "RoutedTrimEM":
+            ) -> RoutedTrimEM:
         """Fit from a list of :class:`StepTrace` (routed or not, labelled or outcome-only)."""
         k = self._check_params()
         unit_float(self.p_strong_init, "p_strong_init")
@@ -771,16 +794,17 @@ class RoutedTrimEM(LatentClassObservationModel):
         self.cv_scores_ = None
         if bws is None:
             bws, self.cv_scores_ = self._cv_bandwidths(batch, best["G"], k, rng)
-            self._ps_start = best["ps"]
+            self._ps_start, self._q_start = best["ps"], best["q"]
             try:
                 res = self._em(batch, k, best["probs"], best["p"], best["eps"], bws,
                                int(self.n_init), callback)
             finally:
-                del self._ps_start
+                del self._ps_start, self._q_start
             res["hist"] = best["hist"] + res["hist"]
             best = res
         self._set(best["probs"])
         self.emission_probs_ = best["e_probs"]
+        self.q_s1_ = best["q"]
         self.bandwidth_ = bws
         self.p_ = best["p"]
         self.p_strong_ = best["ps"]
@@ -805,4 +829,4 @@ class RoutedTrimEM(LatentClassObservationModel):
         self._check_fitted()
         batch = self._score_view(self._batch) if self.emission == "score" else self._batch
         return routed_log_likelihood(batch, self.emission_probs_, p_weak, p_strong,
-                                     self.epsilon_)
+                                     self.epsilon_, self.q_s1_)

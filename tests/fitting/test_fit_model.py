@@ -1,0 +1,170 @@
+"""Whole-model fit (fit-model): recovery on a known routed TRIM process, reduction to fit-em on
+continue-only traces, the CLI and its error cases. The full 20,000-trace recovery is
+``benchmarks/fit_model_recovery.py``; these run a smaller version (seconds)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from trimpomdp.cli.main import main
+from trimpomdp.data.traces import read_traces, write_traces
+from trimpomdp.errors import DataWarning, InputError
+from trimpomdp.fitting.model_fit import fit_hazard, fit_trim_model, truncate_trace
+from trimpomdp.fitting.synthetic import SyntheticTrimProcess, recovery_check
+from trimpomdp.model import load_model
+from trimpomdp.observation.em import LatentClassObservationModel, RoutedTrimEM
+
+
+@pytest.fixture(scope="module")
+def outcome_only():
+    return recovery_check(4000, n_init=1, lams=(0.25,), random_state=11)
+
+
+def test_recovery_outcome_only_small(outcome_only):
+    r = outcome_only
+    # 4,000 traces: looser than the 20,000-trace targets (±0.01, ±0.02, 0.05, 0.08, 1 %)
+    assert abs(r["p_weak"] - r["p_weak_true"]) < 0.02, r
+    assert abs(r["p_strong"] - r["p_strong_true"]) < 0.04, r
+    assert r["length_tv"] < 0.05, r
+    assert max(r["obs_tv"]) < 0.12, r
+    assert r["policy"]["share"] < 0.02, r
+    assert r["max_steps"] == 20 and 55 <= r["future_tokens"] <= 65
+
+
+def test_recovery_with_step_labels_small():
+    r = recovery_check(2000, n_init=1, step_labels=True, lams=(0.25,), random_state=5)
+    assert abs(r["p_weak"] - r["p_weak_empirical"]) < 0.01, r
+    assert abs(r["p_strong"] - r["p_strong_true"]) < 0.04, r
+    assert max(r["obs_tv"]) < 0.06, r
+
+
+def test_standard_errors_cover_the_truth(outcome_only):
+    r = outcome_only
+    assert 0 < r["p_weak_se"] < 0.01 and 0 < r["p_strong_se"] < 0.02
+    assert abs(r["p_weak"] - r["p_weak_true"]) < 4 * r["p_weak_se"] + 0.005
+
+
+def test_continue_only_joint_is_fit_em():
+    """On continue-only outcome traces the routed EM (joint emission) is fit-em's EM."""
+    traces, _ = SyntheticTrimProcess().sample(600, explore=0.0, random_state=2)
+    traces = [dataclasses.replace(t, actions=None, strong_tokens=None, strong_scores=None,
+                                  max_steps=None, correct=bool(t.correct)) for t in traces]
+    a = LatentClassObservationModel(n_init=2, m_step="histogram").fit(traces)
+    b = RoutedTrimEM(n_init=2, emission="joint").fit(traces)
+    assert a.p_ == b.p_ and a.lower_bound_ == b.lower_bound_
+    np.testing.assert_array_equal(a.probs_, b.probs_)
+    assert not b.strong_identified_
+
+
+def test_hazard_counts_censored_solutions_at_risk():
+    traces, _ = SyntheticTrimProcess().sample(300, explore=0.0, random_state=1)
+    h, rep = fit_hazard(traces, 20)
+    assert h[0] == 0 and h[20] == 1 and rep["n_censored"] == sum(t.censored for t in traces)
+    L = np.array([t.n_steps for t in traces])
+    k = 10
+    ends = sum(1 for t in traces if t.n_steps == k and not t.censored)
+    assert h[k] == pytest.approx(ends / (L >= k).sum())
+    cut = truncate_trace(traces[0], 2)
+    assert cut.n_steps == 2 and cut.censored
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fm")
+    proc = SyntheticTrimProcess()
+    routed, _ = proc.sample(1500, random_state=3)
+    write_traces(d / "routed.jsonl", routed)
+    plain, _ = proc.sample(400, explore=0.0, random_state=4)
+    write_traces(d / "plain.jsonl", [dataclasses.replace(t, actions=None, strong_tokens=None,
+                                                         strong_scores=None) for t in plain])
+    few, _ = proc.sample(150, explore=0.05, random_state=6)
+    write_traces(d / "few.jsonl", few)
+    write_traces(d / "nolabels.jsonl", [dataclasses.replace(t, correct=None, max_steps=None)
+                                        for t in routed[:50] if not t.censored])
+    return d
+
+
+def test_cli_fit_model_then_solve_simulate(files, capsys):
+    out = files / "m.json"
+    assert main(["fit-model", "--traces", str(files / "routed.jsonl"), "--out", str(out),
+                 "--n-init", "1", "--no-progress"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["p_strong"]["identified"] and rep["p_strong"]["se"] > 0
+    assert rep["regenerated_steps"] > 0 and rep["hazard"]["max_steps"] == 20
+    m = load_model(out)
+    assert m.max_steps == 20 and abs(m.p_weak - 0.8) < 0.03 and abs(m.p_strong - 0.93) < 0.05
+    prov = m.provenance
+    assert len(prov["inputs"][0]["sha256"]) == 64 and prov["counts"]["traces"] == 1500
+    assert np.isfinite(prov["loglik"]) and "bundled" not in json.dumps(prov)
+    pol = files / "p.json"
+    assert main(["solve", "--model", str(out), "--lambda", "0.25", "--out", str(pol)]) == 0
+    capsys.readouterr()
+    assert main(["simulate", "--policy", "thr:0.3", "--model", str(out), "--n", "200",
+                 "--json"]) == 0
+
+
+def test_cli_no_regenerated_steps(files, capsys):
+    out = str(files / "x.json")
+    assert main(["fit-model", "--traces", str(files / "plain.jsonl"), "--out", out,
+                 "--n-init", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not identifiable" in err and "explore" in err and len(err.splitlines()) == 1
+    assert main(["fit-model", "--traces", str(files / "plain.jsonl"), "--out", out,
+                 "--p-strong", "0.95", "--n-init", "1", "--no-progress"]) == 0
+    cap = capsys.readouterr()
+    assert "warning: the strong accuracy p_s is not identifiable" in cap.err
+    assert json.loads(cap.out)["p_strong"] == {"value": 0.95, "se": None, "identified": False,
+                                               "expected_rewrites": {"right": 0.0,
+                                                                     "wrong": 0.0}}
+
+
+def test_cli_few_regenerated_steps_warn(files, capsys):
+    assert main(["fit-model", "--traces", str(files / "few.jsonl"), "--out",
+                 str(files / "f.json"), "--n-init", "1", "--no-progress"]) == 0
+    assert "poorly identified" in capsys.readouterr().err
+
+
+def test_cli_bad_inputs(files, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"problem_id": "a", "scores": [0.5, 0.4], "correct": True,
+                               "actions": ["continue", "regenerate"],
+                               "strong_tokens": [0]}) + "\n")
+    bad2 = tmp_path / "bad2.jsonl"
+    bad2.write_text(json.dumps({"problem_id": "a", "scores": [0.5, 0.4],
+                                "actions": ["continue"]}) + "\n")
+    cases = [
+        (["--traces", str(files / "nolabels.jsonl")], "final-answer correctness"),
+        (["--traces", str(bad)], "strong_tokens must have one entry per step"),
+        (["--traces", str(bad2)], "actions must have one entry per step"),
+        (["--traces", str(tmp_path / "missing.jsonl")], "not found"),
+        (["--traces", str(files / "routed.jsonl"), "--p-strong", "1.5"], "--p-strong"),
+        (["--traces", str(files / "routed.jsonl"), "--max-steps", "1"], "--max-steps"),
+    ]
+    for extra, msg in cases:
+        assert main(["fit-model", *extra, "--out", str(tmp_path / "o.json"), "--n-init", "1",
+                     "--no-progress"]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert msg in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "o.json").exists()
+    assert main(["fit-model", "--traces", str(files / "routed.jsonl"), "--out",
+                 str(tmp_path)]) == 2
+    assert "directory" in capsys.readouterr().err
+
+
+def test_max_steps_cuts_longer_traces(files):
+    traces = read_traces(files / "routed.jsonl")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        rep = fit_trim_model(traces, max_steps=10, n_init=1)
+    assert rep.model.max_steps == 10
+    assert any("longer than max_steps=10" in str(x.message) for x in w
+               if issubclass(x.category, DataWarning))
+
+
+def test_fit_requires_traces():
+    with pytest.raises(InputError):
+        fit_trim_model([])
