@@ -26,6 +26,8 @@ import numpy as np
 
 from trimpomdp.builders import em_trim_model
 from trimpomdp.cli.assess import _clean
+from trimpomdp.data.schema import StepTrace
+from trimpomdp.data.traces import write_traces
 from trimpomdp.evaluation.assess import (
     assess,
     heldout_comparison,
@@ -217,12 +219,30 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(L) + "\n"
 
 
+def write_sim_traces(path: str, n: int = 1000, seed: int = 0) -> None:
+    d = scenario_traces(load_simulator().scenario(n, seed))
+    out = []
+    for i in range(d.n):
+        L, fe = int(d.lengths[i]), int(d.first_error[i])
+        out.append(StepTrace(problem_id=d.ids[i], scores=tuple(map(float, d.scores[i, :L])),
+                             tokens=tuple(map(int, d.tokens[i, :L])),
+                             labels=tuple(int(fe < 0 or t < fe) for t in range(L)),
+                             correct=bool(d.correct[i])))
+    write_traces(path, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--n-boot", type=int, default=200)
     ap.add_argument("--out", default=str(OUT / "assess_real"))
+    ap.add_argument("--sim-traces", default=None, metavar="PATH", help="only write the step-"
+                    "labelled weak-only traces of the simulator's test scenario (1000 problems, "
+                    "seed 0) as a step-trace JSONL file, for `trimpomdp assess`")
     args = ap.parse_args(argv)
+    if args.sim_traces:
+        write_sim_traces(args.sim_traces)
+        return 0
     t0 = time.perf_counter()
     root = shared_data_dir()
     if root is None or not (root / "prm_scores_strictprmbench").is_dir():
