@@ -18,13 +18,20 @@ from trimpomdp.data.problems import Problem
 from trimpomdp.data.schema import RouteAction
 from trimpomdp.errors import InputError, TrimpomdpError
 from trimpomdp.evaluation.grading import is_equivalent, last_boxed
+from trimpomdp.generation.prm_incremental import open_session
 from trimpomdp.generation.prompting import (
     STEP_SEPARATOR,
     generation_messages,
     is_final_step,
     is_punctuation_only,
 )
-from trimpomdp.generation.protocols import GenerationBackend, PRMScorer, Router, SamplingParams
+from trimpomdp.generation.protocols import (
+    GenerationBackend,
+    PRMScorer,
+    PRMSession,
+    Router,
+    SamplingParams,
+)
 from trimpomdp.generation.runlog import RunLog
 from trimpomdp.pomdp.dynamics import DEFAULT_MAX_STEPS
 from trimpomdp.routing.router import RouterFactory
@@ -64,7 +71,22 @@ async def solve_problem(problem: Problem, weak: GenerationBackend,
     ``router`` is this problem's own router (fresh from a factory: routers are never shared
     between problems). ``router=None`` continues every step and ``prm=None`` skips scoring:
     weak-only generation, the baseline of the overhead benchmark.
+
+    The PRM is used through one scoring session per problem
+    (:func:`~trimpomdp.generation.prm_incremental.open_session`): scorers that support it compute
+    only each new step's tokens; the others re-score the whole prefix with ``score_steps``.
     """
+    session = open_session(prm, problem.question) if prm is not None else None
+    try:
+        return await _solve(problem, weak, strong, session, router, config)
+    finally:
+        if session is not None:
+            await session.aclose()
+
+
+async def _solve(problem: Problem, weak: GenerationBackend, strong: GenerationBackend | None,
+                 prm: PRMSession | None, router: Router | None,
+                 config: LoopConfig | None) -> dict[str, Any]:
     cfg = config or LoopConfig()
     strong_sampling = cfg.strong_sampling or cfg.sampling
     t_start = time.perf_counter()
@@ -106,7 +128,7 @@ async def solve_problem(problem: Problem, weak: GenerationBackend,
         score = 1.0
         if prm is not None:
             t0 = time.perf_counter()
-            scores = await prm.score_steps(problem.question, [*steps, draft.text])
+            scores = await prm.score([*steps, draft.text])
             timing["prm_s"] += time.perf_counter() - t0
             score = float(scores[-1])
             rec["score"] = score

@@ -93,6 +93,28 @@ class PRMScorer(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class PRMSession(Protocol):
+    """One problem's PRM scoring state (``IncrementalPRMScorer.session(question)``).
+
+    ``score(steps)`` returns one score per step, like ``PRMScorer.score_steps``; between calls the
+    steps grow by one (a draft) or end in a different last step (a rejected draft replaced), and
+    the session computes only what the previous calls did not: for a causal PRM the score of step
+    ``i`` depends on the question and ``steps[:i + 1]`` only.
+    """
+
+    async def score(self, steps: Sequence[str]) -> list[float]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class IncrementalPRMScorer(PRMScorer, Protocol):
+    """A :class:`PRMScorer` that can also open a per-problem :class:`PRMSession`."""
+
+    def session(self, question: str) -> PRMSession: ...
+
+
 class RouteDecision(Protocol):
     """What a router returns: ``action`` (a RouteAction) plus optional belief/q/reason."""
 
