@@ -9,6 +9,7 @@ file and the key.
 from __future__ import annotations
 
 import argparse
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -17,8 +18,6 @@ from trimpomdp.errors import InputError
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    import tomllib
-
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)

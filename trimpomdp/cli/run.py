@@ -10,12 +10,16 @@ import json
 import sys
 from pathlib import Path
 
+from trimpomdp.cli._config import DefaultsHelpFormatter, apply_config_file
+from trimpomdp.data.problems import read_problems
+from trimpomdp.errors import InputError
+from trimpomdp.generation.live import LiveRunConfig, run_live
+from trimpomdp.resources import shared_data_dir
+
 _DATASETS = {"math500": "math500/test.jsonl"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from trimpomdp.cli._config import DefaultsHelpFormatter
-
     p.formatter_class = DefaultsHelpFormatter
     p.add_argument("--weak", metavar="URL", help="weak model server (OpenAI API); required")
     p.add_argument("--strong", metavar="URL", help="strong model server (OpenAI API)")
@@ -57,9 +61,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _dataset_path(name: str) -> Path:
-    from trimpomdp.errors import InputError
-    from trimpomdp.resources import shared_data_dir
-
     if name in _DATASETS:
         root = shared_data_dir()
         if root is None or not (root / _DATASETS[name]).exists():
@@ -70,11 +71,6 @@ def _dataset_path(name: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trimpomdp.cli._config import apply_config_file
-    from trimpomdp.data.problems import read_problems
-    from trimpomdp.errors import InputError
-    from trimpomdp.generation.live import LiveRunConfig, run_live
-
     apply_config_file(args, add_arguments, "run")
     for name in ("weak", "policy", "out"):
         if not getattr(args, name):

@@ -5,7 +5,13 @@ Runs until SIGINT/SIGTERM, then stops listening and finishes the requests in fli
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
+
+from trimpomdp.cli._config import DefaultsHelpFormatter, apply_config_file
+from trimpomdp.errors import InputError
+from trimpomdp.serve.config import API_KEY_ENV, ServeConfig
 
 
 def _origins(text: str) -> tuple[str, ...]:
@@ -13,8 +19,6 @@ def _origins(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from trimpomdp.cli._config import DefaultsHelpFormatter
-
     p.formatter_class = DefaultsHelpFormatter
     up = p.add_argument_group("upstream servers")
     up.add_argument("--weak", metavar="URL", help="weak model server (OpenAI API); required")
@@ -75,10 +79,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The :class:`~trimpomdp.serve.ServeConfig` of parsed arguments (raises InputError)."""
-    from trimpomdp.cli._config import apply_config_file
-    from trimpomdp.errors import InputError
-    from trimpomdp.serve.config import API_KEY_ENV, ServeConfig
-
     apply_config_file(args, add_arguments, "serve")
     if not args.weak:
         raise InputError("a weak model server is required: pass --weak URL (or weak = \"URL\" in "
@@ -99,11 +99,6 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-    import logging
-
-    from trimpomdp.errors import InputError
-
     cfg = config_from_args(args)
     try:
         from trimpomdp.serve.app import serve_forever

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from trimpomdp.generation.wiring import (
     make_router_factory,
     resolve_max_steps,
 )
+from trimpomdp.tasks import load_profile
+from trimpomdp.tasks.apply import RegradingLog
 
 #: settings that must not change when a run folder is resumed (server URLs may: a restarted
 #: server gets a new port; --limit may grow)
@@ -80,8 +83,6 @@ class LiveRunConfig:
         self.loop_config()  # max_steps, max_step_tokens, temperature, top_p, top_k
 
     def profile(self) -> Any:
-        from trimpomdp.tasks import load_profile
-
         return load_profile(self.task)
 
     def upstream_settings(self) -> UpstreamSettings:
@@ -135,8 +136,6 @@ async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *
             if retry_failed:
                 log.drop_failed()
             await up.check(setup=False)
-            from trimpomdp.tasks.apply import RegradingLog
-
             stats = await run_problems(problems, weak=up.weak, strong=up.strong, prm=up.prm,
                                        router_factory=factory,
                                        runlog=cast(Any, RegradingLog(log, profile)),
@@ -153,8 +152,6 @@ async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *
 
 
 def _check_task(out: Path, task: str) -> None:
-    import json
-
     path = out / "run.json"
     if not path.is_file():
         return

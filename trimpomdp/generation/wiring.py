@@ -17,13 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from trimpomdp.errors import BackendError, InputError, TrimpomdpError
+from trimpomdp.generation._http import RetryPolicy
+from trimpomdp.generation.openai_compat import OpenAICompletionsBackend
+from trimpomdp.generation.prm_self import SelfScorePRM
+from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
 from trimpomdp.generation.protocols import Message, SamplingParams, StepOutput
+from trimpomdp.model import load_model
+from trimpomdp.routing.spec import router_factory
+from trimpomdp.tasks.apply import ProfileBackend, is_release
 
 API_CHOICES = ("auto", "completions", "chat")
 #: policy kinds that only make sense in the simulator (they read the true outcome)
@@ -260,9 +268,6 @@ def build_upstreams(s: UpstreamSettings, profile: Any = None) -> Upstreams:
     ``profile`` (a :class:`~trimpomdp.tasks.TaskProfile`) puts the generators in its format;
     None or the release's ``math`` profile leaves the release's prompts untouched.
     """
-    from trimpomdp.generation._http import RetryPolicy
-    from trimpomdp.generation.openai_compat import OpenAICompletionsBackend
-
     retry = RetryPolicy(retries=s.retries, timeout=s.timeout)
     kw: dict[str, Any] = {"api": s.api, "concurrency": s.concurrency, "retry": retry,
                           "api_key": s.api_key,
@@ -274,22 +279,15 @@ def build_upstreams(s: UpstreamSettings, profile: Any = None) -> Upstreams:
         s.strong_url, name="strong", tokenizer=s.strong_tokenizer, **kw), "strong")
     prm: Any = None
     if s.prm == "self":
-        from trimpomdp.generation.prm_self import SelfScorePRM
-
         scorer = strong or weak
         prm = GuardedPRM(SelfScorePRM(scorer.inner), f"(self-scoring by the {scorer.role} model "
                          f"at {scorer.inner.base_url})")
     elif s.prm:
-        from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
-
         prm = GuardedPRM(VLLMPoolingPRM(s.prm, concurrency=s.concurrency, retry=retry,
                                         api_key=s.api_key), f"at {s.prm.rstrip('/')}")
-    if profile is not None:
-        from trimpomdp.tasks.apply import ProfileBackend, is_release
-
-        if not is_release(profile):
-            weak = ProfileBackend(weak, profile)
-            strong = None if strong is None else ProfileBackend(strong, profile)
+    if profile is not None and not is_release(profile):
+        weak = ProfileBackend(weak, profile)
+        strong = None if strong is None else ProfileBackend(strong, profile)
     return Upstreams(weak, strong, prm)
 
 
@@ -297,8 +295,6 @@ def load_trim_model(path: str | None) -> Any:
     """The TRIM model of ``--model`` (None: the policy uses its own or the bundled one)."""
     if path is None:
         return None
-    from trimpomdp import load_model
-
     return load_model(path)
 
 
@@ -338,8 +334,6 @@ class GuardedFactory:
 def make_router_factory(spec: str, model: Any = None) -> GuardedFactory:
     """A factory of fresh guarded per-problem routers for ``spec`` (built, and a POMDP solved,
     once, up front; bad specs raise InputError here)."""
-    from trimpomdp.generation.loop import router_factory
-
     return GuardedFactory(router_factory(spec, model), spec.strip())
 
 
@@ -352,8 +346,6 @@ def resolve_max_steps(requested: int | None, default: int, factory: Callable[...
         return requested
     horizon = _horizon(factory)
     if horizon is not None and default > horizon:
-        import logging
-
         logging.getLogger("trimpomdp").warning(
             "the task profile allows %d steps but policy %r has a %d-step horizon: using %d "
             "(a TRIM model with max_steps >= %d via --model, or an explicit --max-steps, "

@@ -16,6 +16,7 @@ own failures, a routing rule's included.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import logging
 import signal
@@ -349,8 +350,6 @@ class TrimServer:
 
 
 def _replace(req: GenerationRequest, **changes: Any) -> GenerationRequest:
-    import dataclasses
-
     return dataclasses.replace(req, **changes)
 
 

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from trimpomdp.errors import InputError
+from trimpomdp.generation.protocols import SamplingParams
 from trimpomdp.generation.wiring import UpstreamSettings, check_policy
+from trimpomdp.tasks import load_profile
 
 #: per-request λ accepted by the ``trim.lambda`` field (R = 100: λ = 100 already makes a one-token
 #: strong step cost the whole task reward)
@@ -97,8 +99,6 @@ class ServeConfig:
             if o != "*" and not o.startswith(("http://", "https://")):
                 raise InputError(f"each allowed origin must be '*' or scheme://host[:port]. Got "
                                  f"{o!r} instead.", field="allowed_origins")
-        from trimpomdp.generation.protocols import SamplingParams
-
         try:
             SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
                            max_tokens=self.max_step_tokens)
@@ -107,8 +107,6 @@ class ServeConfig:
 
     def profile(self) -> Any:
         """The task profile (:mod:`trimpomdp.tasks`)."""
-        from trimpomdp.tasks import load_profile
-
         return load_profile(self.task)
 
     def upstream_settings(self) -> UpstreamSettings:

@@ -27,6 +27,7 @@ from typing import Any
 
 from trimpomdp.generation.prompting import FINAL_MARK, STEP_SEPARATOR
 from trimpomdp.generation.protocols import Message, SamplingParams, StepOutput
+from trimpomdp.serve.errors import APIError
 from trimpomdp.serve.steps import StepTap
 
 
@@ -130,8 +131,6 @@ class SessionBackend:
             out = await self.inner.generate_step(msgs, stop=stops, sampling=params,
                                                  logprobs=logprobs or s.logprobs)
         if s.logprobs and out.token_logprobs is None:
-            from trimpomdp.serve.errors import APIError
-
             raise APIError(400, f"'logprobs' cannot be served: the {self.role} model's server "
                            "returned no token log-probabilities (vLLM does; check the upstream, "
                            "or drop 'logprobs').", param="logprobs")

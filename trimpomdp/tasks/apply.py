@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from trimpomdp.evaluation.grading import is_equivalent
 from trimpomdp.generation.prompting import INSTRUCTION, SOLUTION_PREFIX, STEP_SEPARATOR
 from trimpomdp.generation.protocols import Message, SamplingParams, StepOutput
 from trimpomdp.tasks.profile import TaskProfile
@@ -98,8 +99,6 @@ def regrade(profile: TaskProfile, record: dict[str, Any]) -> dict[str, Any]:
     elif profile.grader == "exact":
         rec["correct"] = answer.strip() == str(gold).strip()
     else:
-        from trimpomdp.evaluation.grading import is_equivalent
-
         rec["correct"] = is_equivalent(answer, str(gold))
     rec["task"] = profile.name
     return rec

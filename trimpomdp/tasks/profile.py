@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trimpomdp.errors import InputError
+from trimpomdp.evaluation.grading import last_boxed
 
 MATH_INSTRUCTION = ("Solve the following math problem step by step, given in LaTeX format, clearly "
                     "and concisely, and present the final answer as \\boxed{X}, where X is the "
@@ -109,9 +111,7 @@ class TaskProfile:
 
     def extract_answer(self, solution: str) -> str | None:
         if self.answer_extraction == "boxed":
-            from trimpomdp.evaluation.grading import last_boxed  # the one \\boxed{} parser
-
-            return last_boxed(solution)
+            return last_boxed(solution)  # the one \\boxed{} parser
         if self.answer_extraction.startswith("regex:"):
             m = None
             for m in re.finditer(self.answer_extraction[6:], solution, re.MULTILINE):
@@ -162,8 +162,6 @@ def load_profile(ref: str | TaskProfile | None) -> TaskProfile:
     if path.suffix != ".toml" and not path.exists():
         raise InputError(f"task must be one of {', '.join(BUILTIN)} or a profile .toml file. Got "
                          f"{ref!r} instead.", field="task")
-    import tomllib
-
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
