@@ -91,7 +91,7 @@ def files(tmp_path_factory):
 def test_cli_fit_model_then_solve_simulate(files, capsys):
     out = files / "m.json"
     assert main(["fit-model", "--traces", str(files / "routed.jsonl"), "--out", str(out),
-                 "--n-init", "1", "--no-progress"]) == 0
+                 "--emission", "score", "--n-init", "1", "--no-progress"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["p_strong"]["identified"] and rep["p_strong"]["se"] > 0
     assert rep["regenerated_steps"] > 0 and rep["hazard"]["max_steps"] == 20
@@ -168,3 +168,14 @@ def test_max_steps_cuts_longer_traces(files):
 def test_fit_requires_traces():
     with pytest.raises(InputError):
         fit_trim_model([])
+
+
+def test_bootstrap_standard_errors(files):
+    traces = read_traces(files / "few.jsonl")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        rep = fit_trim_model(traces, n_init=1, bootstrap=3, emission="score")
+    f = rep.summary["fitted"]
+    assert f["p_weak"]["bootstrap_se"] > 0 and f["p_strong"]["bootstrap_se"] > 0
+    assert f["hazard"]["bootstrap_se"] > 0 and len(f["observation_model"]["bootstrap_tv"]) == 3
+    assert rep.model.provenance["fitted"]["p_weak"]["bootstrap_se"] == f["p_weak"]["bootstrap_se"]

@@ -33,9 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "use when no step was regenerated (it is not identifiable then)")
     p.add_argument("--max-steps", type=int, default=None, help="horizon (default: the longest "
                    "trace, or the step limit of censored ones)")
-    p.add_argument("--emission", choices=["score", "joint"], default="score", help="E-step "
-                   "emission: the draft score given the class (score; the minimum of previous "
-                   "scores is a function of them) or the TRIM observation (joint, as fit-em)")
+    p.add_argument("--emission", choices=["joint", "score"], default="joint", help="E-step "
+                   "emission: the TRIM observation o = (min previous score, score) given the "
+                   "class (joint: the POMDP's own likelihood, = fit-em on continue-only traces) "
+                   "or the draft score alone (score: consistent when scores are independent "
+                   "given the class, since the minimum is a function of earlier scores)")
     p.add_argument("--alpha", type=float, default=0.1, help="additive smoothing per bin")
     p.add_argument("--n-init", type=int, default=8, help="EM random restarts")
     p.add_argument("--max-iter", type=int, default=500, help="EM iterations per restart")

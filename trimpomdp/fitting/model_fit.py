@@ -157,7 +157,7 @@ class FitReport:
 
 def fit_trim_model(traces: Sequence[StepTrace], *, sources: Sequence[str | os.PathLike[str]] = (),
                    p_strong: float | None = None, max_steps: int | None = None,
-                   emission: str = "score", bin_size: float = 0.05, alpha: float = 0.1,
+                   emission: str = "joint", bin_size: float = 0.05, alpha: float = 0.1,
                    n_init: int = 8, max_iter: int = 500, tol: float = 1e-7,
                    random_state: int = 0, bootstrap: int = 0, name: str | None = None,
                    callback: Callable[[int, int, float], None] | None = None) -> FitReport:
