@@ -12,19 +12,18 @@ import pytest
 pytest.importorskip("httpx", reason="httpx is needed by the HTTP backends (trimpomdp[live])")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generation"))
 
-from faulty_server import FaultyServer  # noqa: E402
+from faulty_server import FaultyServer
 
-from trimpomdp.cli.main import main  # noqa: E402
-from trimpomdp.data.traces import read_traces  # noqa: E402
-from trimpomdp.model import load_model  # noqa: E402
+from trimpomdp.cli.main import main
+from trimpomdp.data.traces import read_traces
+from trimpomdp.model import load_model
 
 
 def test_explore_traces_fit_solve_run(tmp_path, capsys):
     data = tmp_path / "problems.jsonl"
     with open(data, "w") as fh:
-        for i in range(30):  # the stub always answers 5: a third of the gold answers differ
-            fh.write(json.dumps({"problem_id": f"q{i}", "problem": f"What is {i} + {3 * i}?",
-                                 "answer": "5" if i % 3 else "6"}) + "\n")
+        fh.writelines(json.dumps({"problem_id": f"q{i}", "problem": f"What is {i} + {3 * i}?",
+                                 "answer": "5" if i % 3 else "6"}) + "\n" for i in range(30))
     with FaultyServer(tag="weak", n_steps=5) as w, FaultyServer(tag="strong", n_steps=5) as s, \
             FaultyServer(tag="prm", varied=True) as p:
         common = ["--weak", w.url, "--strong", s.url, "--prm", p.url, "--api", "chat",
