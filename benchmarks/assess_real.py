@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 
 from trimpomdp.builders import em_trim_model
 from trimpomdp.cli.assess import _clean
@@ -34,6 +35,7 @@ from trimpomdp.evaluation.assess import (
     load_step_traces,
     scenario_traces,
     score_log_likelihood,
+    solution_features,
     split_problems,
 )
 from trimpomdp.evaluation.curves import point_from_run, references_from_runs
@@ -59,6 +61,21 @@ def fit_em(train: Any, base: Any) -> Any:
     return em_trim_model(est, base, source="train split")
 
 
+def stacked(train: Any, test: Any, model: Any) -> np.ndarray:
+    """Logistic regression on the six baseline features plus the model's log-odds of P(correct)
+    (fitted on the training half, in-sample model probabilities): does the belief add anything
+    beyond the features?"""
+    def lo(p: np.ndarray) -> np.ndarray:
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return np.log(p) - np.log1p(-p)
+
+    Xa = np.column_stack([solution_features(train), lo(model.predict_correct(train))])
+    Xb = np.column_stack([solution_features(test), lo(model.predict_correct(test))])
+    mu, sd = Xa.mean(axis=0), Xa.std(axis=0) + 1e-12
+    lr = LogisticRegression(C=1.0, max_iter=3000).fit((Xa - mu) / sd, train.correct.astype(int))
+    return lr.predict_proba((Xb - mu) / sd)[:, 1]
+
+
 def real(name: str, file: Path, prm: str, n_boot: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     data = load_step_traces([file], prm=prm)
@@ -73,7 +90,9 @@ def real(name: str, file: Path, prm: str, n_boot: int) -> dict[str, Any]:
                              extra={"calibrated EM, 1 type": new1.predict_correct(test),
                                     "calibrated EM, 1 type, learned ε":
                                         new1e.predict_correct(test),
-                                    "calibrated EM, 2 types": new2.predict_correct(test)},
+                                    "calibrated EM, 2 types": new2.predict_correct(test),
+                                    "logistic + calibrated belief (stacked)":
+                                        stacked(train, test, new1e)},
                              n_boot=n_boot, seed=0)
     res["score_loglik"].update({"calibrated EM, 1 type": new1.step_log_likelihood(test),
                                 "calibrated EM, 1 type, learned ε": new1e.step_log_likelihood(test),
