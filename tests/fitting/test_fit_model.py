@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from trimpomdp.cli.main import main
+from trimpomdp.data.schema import StepTrace
 from trimpomdp.data.traces import read_traces, write_traces
 from trimpomdp.errors import DataWarning, InputError
 from trimpomdp.fitting.model_fit import fit_hazard, fit_trim_model, truncate_trace
@@ -179,3 +180,11 @@ def test_bootstrap_standard_errors(files):
     assert f["p_weak"]["bootstrap_se"] > 0 and f["p_strong"]["bootstrap_se"] > 0
     assert f["hazard"]["bootstrap_se"] > 0 and len(f["observation_model"]["bootstrap_tv"]) == 3
     assert rep.model.provenance["fitted"]["p_weak"]["bootstrap_se"] == f["p_weak"]["bootstrap_se"]
+
+
+def test_rewrites_without_a_next_step_or_answer_do_not_identify_p_s():
+    tr = [StepTrace(problem_id=f"u{i}", scores=(0.9, 0.2), actions=(0, 1)) for i in range(10)]
+    tr += [StepTrace(problem_id=f"w{i}", scores=(0.9, 0.1), correct=i % 2 == 0)
+           for i in range(6)]
+    with pytest.raises(InputError, match="none of their 10 regenerated steps"):
+        fit_trim_model(tr, n_init=1)

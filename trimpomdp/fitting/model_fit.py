@@ -110,6 +110,18 @@ def accuracy_standard_errors(est: RoutedTrimEM) -> dict[str, float | None]:
     return out
 
 
+def informative_rewrites(traces: Sequence[StepTrace]) -> int:
+    """Regenerated steps that inform p_s: followed by another step, or the last step of a
+    solution whose final answer is known (and not censored)."""
+    n = 0
+    for tr in traces:
+        a = tr.action_array()
+        n += int(a[:-1].sum())
+        if a[-1] and tr.correct is not None and not tr.censored:
+            n += 1
+    return n
+
+
 def future_tokens(traces: Sequence[StepTrace]) -> tuple[int, dict[str, Any]]:
     """Tokens a future regeneration costs: the mean strong rewrite (enough of them), else the
     mean weak draft; 60 (the release's) when no trace has token counts."""
@@ -170,10 +182,14 @@ def fit_trim_model(traces: Sequence[StepTrace], *, sources: Sequence[str | os.Pa
     traces = list(traces)
     if not traces:
         raise InputError("no traces to fit.", field="traces")
-    n_regen = sum(tr.n_regenerated for tr in traces)
+    n_regen_all = sum(tr.n_regenerated for tr in traces)
+    n_regen = informative_rewrites(traces)
     if n_regen == 0 and p_strong is None:
-        raise InputError(f"the strong accuracy p_s is not identifiable from these traces: none of "
-                         f"their {sum(tr.n_steps for tr in traces)} steps was regenerated. "
+        why = (f"none of their {sum(tr.n_steps for tr in traces)} steps was regenerated"
+               if n_regen_all == 0 else
+               f"none of their {n_regen_all} regenerated steps is followed by a step or a "
+               "known final answer")
+        raise InputError(f"the strong accuracy p_s is not identifiable from these traces: {why}. "
                          "Collect traces with `trimpomdp run --policy explore:0.3` (then "
                          "`trimpomdp traces`), or give p_s with --p-strong.", field="actions")
     horizon = max_steps
@@ -198,17 +214,19 @@ def fit_trim_model(traces: Sequence[StepTrace], *, sources: Sequence[str | os.Pa
     se = accuracy_standard_errors(est)
     ps = est.p_strong_ if n_regen else float(p_strong)  # type: ignore[arg-type]
     if n_regen == 0:
-        warnings.warn(f"the strong accuracy p_s is not identifiable from these traces (no step was "
-                      f"regenerated): p_s = {ps:g} is the value given with --p-strong, not "
-                      "fitted", DataWarning, stacklevel=2)
+        warnings.warn(f"the strong accuracy p_s is not identifiable from these traces (no "
+                      f"informative regenerated step): p_s = {ps:g} is the value given with "
+                      "--p-strong, not fitted", DataWarning, stacklevel=2)
     elif n_regen < MIN_REGENERATED or (se["p_strong"] or 0.0) > 0.05:
-        warnings.warn(f"p_s is poorly identified: only {n_regen} regenerated steps (standard "
-                      f"error {se['p_strong'] if se['p_strong'] is not None else 'unknown'}); "
+        se_txt = f"{se['p_strong']:.3g}" if se["p_strong"] is not None else "unknown"
+        warnings.warn(f"p_s is poorly identified: only {n_regen} regenerated steps followed by a "
+                      f"step or a known answer (standard error {se_txt}); "
                       f"collect more with `run --policy explore:0.3` (>= {MIN_REGENERATED} "
                       "regenerated steps recommended)", DataWarning, stacklevel=2)
     boot = _bootstrap(traces, est, horizon, bootstrap, random_state) if bootstrap else None
     counts = {"traces": len(traces), "steps": int(sum(tr.n_steps for tr in traces)),
-              "regenerated_steps": int(n_regen),
+              "regenerated_steps": int(n_regen_all),
+              "informative_regenerated_steps": int(n_regen),
               "regenerated_with_next_step": int(sum(int(tr.action_array()[:-1].sum())
                                                     for tr in traces)),
               "step_labelled_traces": est.n_labelled_,
@@ -280,4 +298,4 @@ def _bootstrap(traces: list[StepTrace], est: RoutedTrimEM, horizon: int, B: int,
 
 
 __all__ = ["FitReport", "accuracy_standard_errors", "fit_hazard", "fit_trim_model",
-           "future_tokens", "sha256_file", "truncate_trace"]
+           "future_tokens", "informative_rewrites", "sha256_file", "truncate_trace"]

@@ -689,7 +689,8 @@ class RoutedTrimEM(LatentClassObservationModel):
     On continue-only, unlabelled traces it is exactly :class:`LatentClassObservationModel`.
 
     ``p_strong_init`` is the starting value of p_s and stays its value when no step was
-    regenerated (then p_s is not identifiable: ``strong_identified_`` is False).
+    regenerated (then p_s is not identifiable: ``strong_identified_`` is False; a rewrite informs
+    p_s when a step follows it or the final answer is known).
     """
 
     def __init__(self, bin_size: float = 0.05, alpha: float = 0.1, m_step: str = "histogram",
@@ -811,7 +812,9 @@ class RoutedTrimEM(LatentClassObservationModel):
         self.epsilon_ = best["eps"]
         self.strong_counts_ = tuple(float(v) for v in best["s_counts"])
         self.n_regenerated_ = int(sum(int(np.sum(a)) for a in acts))
-        self.strong_identified_ = self.n_regenerated_ > 0
+        self.n_informative_rewrites_ = int(sum(int(np.sum(a[:-1])) + int(a[-1] and not np.isnan(v))
+                                               for a, v in zip(acts, yy)))
+        self.strong_identified_ = self.n_informative_rewrites_ > 0
         self.n_labelled_ = n_lab
         self.n_outcomes_ = int((~np.isnan(yy)).sum())
         self.loglik_history_ = np.asarray(best["hist"])
