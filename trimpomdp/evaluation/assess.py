@@ -252,7 +252,7 @@ def load_step_traces(paths: Sequence[str | os.PathLike[str]], *, prm: str = "qwe
             raise InputError("the file holds no trace with at least one step.", path=path,
                              field="scores")
         traces.extend(got)
-    return StepData.from_traces(traces, source=", ".join(map(os.fspath, paths)))
+    return StepData.from_traces(traces, source=", ".join(str(os.fspath(p)) for p in paths))
 
 
 def scenario_traces(sc: Any, prefix: str = "sim") -> StepData:
@@ -616,9 +616,9 @@ def heldout_comparison(train: StepData, test: StepData, models: Mapping[str, Tri
 
     boot = bootstrap(test.problems(), stat, n_boot=n_boot, seed=seed, level=level)
     table: dict[str, dict[str, Any]] = {}
-    for key, v in boot.items():
+    for key, cell in boot.items():
         name, metric = key.split("|")
-        table.setdefault(name, {})[metric] = v
+        table.setdefault(name, {})[metric] = cell
     return {"train_solutions": train.n, "train_problems": int(np.unique(train.problems()).size),
             "test_solutions": test.n, "test_problems": int(np.unique(test.problems()).size),
             "test_accuracy": float(y.mean()), "best_baseline": best, "scores": table,

@@ -25,6 +25,7 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from trimpomdp.errors import InputError
 from trimpomdp.evaluation.assess import StepData
@@ -71,7 +72,7 @@ def transform_data(data: StepData, g: QuantileTransform) -> StepData:
     return dataclasses.replace(data, scores=S)
 
 
-class CalibratedScoreModel:
+class CalibratedScoreModel(BaseEstimator):
     """Quantile transform + current-score TRIM chain(s) fitted by EM (see the module docstring).
 
     ``n_types`` latent problem types (1 = a plain TRIM model); ``bin_size`` of the transformed

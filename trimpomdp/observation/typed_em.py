@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from trimpomdp.errors import InputError, NotFittedError
 from trimpomdp.observation.em import (
@@ -46,8 +47,11 @@ def _logsumexp(a: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(a - m), axis=axis))
 
 
-class TypedTrimEM:
+class TypedTrimEM(BaseEstimator):
     """Mixture of K TRIM chains (latent problem type), fitted by EM; see the module docstring."""
+
+    _eps0: float = 0.0  # starting / fixed epsilon during a fit
+    _eps: float = 0.0  # current epsilon during a fit
 
     def __init__(self, n_types: int = 2, bin_size: float = 0.05, alpha: float = 0.1,
                  bandwidth: float = 0.0, n_init: int = 3, max_iter: int = 300,
