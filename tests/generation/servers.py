@@ -134,6 +134,8 @@ class VLLMServer:
     prefix_caching: bool = True
     dtype: str = "bfloat16"
     extra: list[str] = field(default_factory=list)
+    #: extra environment of the server process (e.g. PYTHONPATH of a vLLM plugin)
+    env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
@@ -148,7 +150,8 @@ class VLLMServer:
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                    VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
                    VLLM_CACHE_ROOT=cache, VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1",
-                   VLLM_CPU_OMP_THREADS_BIND=os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind"))
+                   VLLM_CPU_OMP_THREADS_BIND=os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind"),
+                   **self.env)
         cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
                "--served-model-name", self.name, "--host", "127.0.0.1", "--port", str(self.port),
                "--enforce-eager", "--max-model-len", str(self.max_model_len), "--dtype", self.dtype,
@@ -194,6 +197,34 @@ class VLLMServer:
             self.proc.wait(timeout=10)
         except ProcessLookupError:
             pass
+
+
+def write_prm_plugin(dest: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of trimpomdp's vLLM PRM plugin (last-token ``classify`` pooling), for PYTHONPATH."""
+    root = Path(__file__).resolve().parents[2]
+    if str(root) not in sys.path:  # the project may run from its source folder
+        sys.path.insert(0, str(root))
+    from trimpomdp.generation.vllm_prm_plugin import write_plugin_dir
+
+    return write_plugin_dir(dest or tempfile.mkdtemp(prefix="trimpomdp-vllm-plugin-"))
+
+
+def prm_server(python: str, prm_dir: Path, *, last_pool: bool = True,
+               prefix_caching: bool = True, max_model_len: int = 1024, block_size: int = 32,
+               max_num_seqs: int = 4) -> VLLMServer:
+    """A PRM server (not started). ``last_pool``: with the plugin, ``classify`` (last-token)
+    pooling and prefix caching, the linear-cost set-up; else the stock STEP server. The CPU
+    attention backend needs block sizes that are multiples of 32 (its default is 128)."""
+    marker = prm_marker_id(prm_dir)
+    cfg: dict[str, object] = {"pooling_type": "STEP", "step_tag_id": marker}
+    env: dict[str, str] = {}
+    if last_pool:
+        cfg["task"] = "classify"
+        env["PYTHONPATH"] = str(write_prm_plugin())
+    extra = ["--runner", "pooling", "--pooler-config", json.dumps(cfg),
+             "--block-size", str(block_size), "--max-num-seqs", str(max_num_seqs)]
+    return VLLMServer(python, prm_dir, "prm", max_model_len=max_model_len,
+                      prefix_caching=prefix_caching, dtype="float32", extra=extra, env=env)
 
 
 def start_all(models: dict[str, Path], python: str, *, prefix_caching: bool = True,
