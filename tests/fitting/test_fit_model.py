@@ -15,8 +15,13 @@ from trimpomdp.data.schema import StepTrace
 from trimpomdp.data.traces import read_traces, write_traces
 from trimpomdp.errors import DataWarning, InputError
 from trimpomdp.fitting.model_fit import fit_hazard, fit_trim_model, truncate_trace
-from trimpomdp.fitting.synthetic import SyntheticTrimProcess, recovery_check
+from trimpomdp.fitting.synthetic import (
+    SyntheticTrimProcess,
+    empirical_class_probs,
+    recovery_check,
+)
 from trimpomdp.model import load_model
+from trimpomdp.observation import em as E
 from trimpomdp.observation.em import LatentClassObservationModel, RoutedTrimEM
 
 
@@ -188,3 +193,25 @@ def test_rewrites_without_a_next_step_or_answer_do_not_identify_p_s():
            for i in range(6)]
     with pytest.raises(InputError, match="none of their 10 regenerated steps"):
         fit_trim_model(tr, n_init=1)
+
+
+def test_joint_em_recovers_the_pomdp_own_generative_model():
+    """Observations drawn i.i.d. from P(o | c) given the classes (the TRIM POMDP's own model):
+    the routed forward-backward and closed-form M-step recover p_w and p_s."""
+    traces, classes = SyntheticTrimProcess().sample(3000, random_state=9)
+    emp = empirical_class_probs(traces, classes)
+    rng = np.random.default_rng(0)
+    seqs = []
+    for c in classes:
+        idx = np.array([rng.choice(400, p=emp[ci]) for ci in c])
+        seqs.append(np.column_stack([(idx // 20 + 0.5) / 20, (idx % 20 + 0.5) / 20]))
+    _, y, acts, _ = E.routed_inputs(traces)
+    est = RoutedTrimEM(n_init=1)
+    k = est._check_params()
+    batch = E._Batch(seqs, y, 0.05, acts)
+    probs, p, eps = est._init(batch, k, np.random.default_rng(0))
+    res = est._em(batch, k, probs, p, eps, np.zeros((3, 2)), 0, None)
+    allc = np.concatenate(classes)
+    pw_emp = (allc == 0).sum() / ((allc == 0).sum() + (allc == 2).sum())
+    assert abs(res["p"] - pw_emp) < 0.01 and abs(res["ps"] - 0.93) < 0.02, res["p"]
+    assert np.all(np.diff(res["hist"]) > -1e-6)  # EM never decreases the likelihood
