@@ -69,3 +69,17 @@ def test_run_concurrency_4_routes_like_each_problem_alone(servers, tmp_path, cap
     assert together == alone
     if spec.startswith(("thr", "query", "pomdp")):
         assert len({tuple(v) for v in together.values()}) > 1  # the scores do vary by problem
+
+
+def test_general_profile_runs_past_thirty_steps_with_a_model_free_rule(tmp_path, capsys):
+    """A model-free rule's horizon is the run's step limit: 35 steps under the general profile
+    (end of sequence ends the answer; a boxed answer in a middle step does not)."""
+    with FaultyServer(tag="weak", n_steps=35) as w, FaultyServer(tag="strong", n_steps=35) as s, \
+            FaultyServer(tag="prm", varied=True) as p:
+        data = _dataset(tmp_path / "d.jsonl", [1, 2])
+        assert main(["run", "--weak", w.url, "--strong", s.url, "--prm", p.url, "--policy",
+                     "thr:0.5", "--api", "chat", "--task", "general", "--max-steps", "40",
+                     "--dataset", str(data), "--out", str(tmp_path / "r")]) == 0, \
+            capsys.readouterr().err
+    recs = [json.loads(x) for x in (tmp_path / "r" / "runlog.jsonl").read_text().splitlines()]
+    assert [r["n_steps"] for r in recs] == [35, 35]

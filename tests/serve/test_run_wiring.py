@@ -41,7 +41,7 @@ def _args(up, probs, out, *extra):
 
 @pytest.mark.parametrize("extra,field", [
     (["--max-steps", "0"], "max_steps"),
-    (["--max-steps", "31"], "max_steps"),
+    (["--policy", "pomdp:0.3", "--max-steps", "31"], "max_steps"),  # beyond the model horizon
     (["--temperature", "-1"], "temperature"),
     (["--top-p", "nan"], "top_p"),
     (["--max-step-tokens", "0"], "max_step_tokens"),

@@ -98,7 +98,8 @@ class LiveRunConfig:
                                       seed=self.seed)
             return LoopConfig(max_steps=self.max_steps or self.profile().max_steps,
                               sampling=sampling,
-                              score_strong_steps=self.score_strong_steps)
+                              score_strong_steps=self.score_strong_steps,
+                              is_final=self.profile().is_final)
         except InputError as exc:  # name the CLI option
             m = re.search(r"The '(\w+)' parameter", exc.reason)
             field = {"max_tokens": "max_step_tokens"}.get(m.group(1), m.group(1)) if m else None
@@ -116,7 +117,8 @@ async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("--out must be a folder; this is a file", path=out, field="out")
-    factory = make_router_factory(cfg.policy, load_trim_model(cfg.model))
+    factory = make_router_factory(cfg.policy, load_trim_model(cfg.model),
+                                  max_steps=cfg.max_steps or cfg.profile().max_steps)
     loop_cfg = dataclasses.replace(cfg.loop_config(), max_steps=resolve_max_steps(
         cfg.max_steps, cfg.profile().max_steps, factory, cfg.policy))
     problems = list(problems)[: cfg.limit] if cfg.limit else list(problems)

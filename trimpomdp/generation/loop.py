@@ -51,6 +51,10 @@ class LoopConfig:
     max_empty_retries: int = 3
     #: pass the strong step's PRM score to the router (off: it counts as 1.0, as the release does)
     score_strong_steps: bool = False
+    #: the end rule: (step text, stopped on the separator) -> this step ends the answer (default:
+    #: the release's: a ``\boxed{`` or a step that did not stop on the separator); a task
+    #: profile's ``is_final`` replaces it (e.g. end of sequence only)
+    is_final: Callable[[str, bool], bool] = is_final_step
 
     def __post_init__(self) -> None:
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) \
@@ -122,7 +126,7 @@ async def _solve(problem: Problem, weak: GenerationBackend, strong: GenerationBa
             discarded += draft.tokens
             end_reason = draft.finish_reason
             break
-        final = is_final_step(draft.text, draft.stopped_on_stop) or t == cfg.max_steps - 1
+        final = cfg.is_final(draft.text, draft.stopped_on_stop) or t == cfg.max_steps - 1
         rec: dict[str, Any] = {"step": t, "draft": draft.text, "draft_tokens": draft.tokens,
                                "draft_finish": draft.finish_reason}
         score = 1.0
@@ -160,7 +164,7 @@ async def _solve(problem: Problem, weak: GenerationBackend, strong: GenerationBa
             strong_tokens += out.tokens
             discarded += draft.tokens
             text, source = out.text, "strong"
-            final = is_final_step(out.text, out.stopped_on_stop) or t == cfg.max_steps - 1
+            final = cfg.is_final(out.text, out.stopped_on_stop) or t == cfg.max_steps - 1
             rec.update(strong=out.text, strong_tokens=out.tokens, strong_finish=out.finish_reason)
         prev_regenerated = action is RouteAction.REGENERATE
         rec.update(text=text, source=source, final=final)

@@ -331,10 +331,13 @@ class GuardedFactory:
         return GuardedRouter(new_router(self.inner, info), self.rule)
 
 
-def make_router_factory(spec: str, model: Any = None) -> GuardedFactory:
+def make_router_factory(spec: str, model: Any = None, *, max_steps: int | None = None
+                        ) -> GuardedFactory:
     """A factory of fresh guarded per-problem routers for ``spec`` (built, and a POMDP solved,
-    once, up front; bad specs raise InputError here)."""
-    return GuardedFactory(router_factory(spec, model), spec.strip())
+    once, up front; bad specs raise InputError here). ``max_steps`` is the horizon of rules that
+    do not depend on a model (thr, weak, strong, random, query, learned); a POMDP rule's horizon
+    is its model's."""
+    return GuardedFactory(router_factory(spec, model, max_steps=max_steps), spec.strip())
 
 
 def resolve_max_steps(requested: int | None, default: int, factory: Callable[..., Any],

@@ -45,7 +45,7 @@ from trimpomdp.serve.config import ServeConfig
 from trimpomdp.serve.errors import APIError, json_response
 from trimpomdp.serve.http import MODEL_KEY, add_response_headers, make_middlewares, request_id
 from trimpomdp.serve.jsonbody import decode_json
-from trimpomdp.serve.metrics import CONTENT_TYPE, ServerMetrics
+from trimpomdp.serve.metrics import CONTENT_TYPE, ServerMetrics, TimedBackend, TimedPRM
 from trimpomdp.serve.models import budget_from_model, model_card
 from trimpomdp.serve.openai_schema import GenerationRequest, parse_request
 from trimpomdp.serve.responses import Answer, full_response, trim_info
@@ -95,7 +95,11 @@ class TrimServer:
         self.config = config
         self.metrics = ServerMetrics()
         self.routers = BudgetRouters(config.policy, config.model, cache_size=config.policy_cache,
-                                     sim_problems=config.budget_sim_problems)
+                                     sim_problems=config.budget_sim_problems,
+                                     target_share=config.target_share,
+                                     target_window=config.target_window)
+        if config.target_share is not None:
+            self.metrics.closed_loop = self.routers.closed_state
         self.upstreams: Upstreams | None = None
         self.profile = config.profile()
         #: the step limit in force (resolved against the policy's horizon at start)
@@ -278,7 +282,7 @@ class TrimServer:
             max_tokens=req.max_step_tokens or c.max_step_tokens,
             frequency_penalty=req.frequency_penalty, presence_penalty=req.presence_penalty)
         return LoopConfig(max_steps=req.max_steps or self.max_steps, sampling=sampling,
-                          stop=(STEP_SEPARATOR,))
+                          stop=(STEP_SEPARATOR,), is_final=self.profile.is_final)
 
     async def _serve_one(self, request: web.Request, endpoint: str, t0: float
                          ) -> tuple[web.StreamResponse, int]:
@@ -326,9 +330,12 @@ class TrimServer:
             raise self._routing_failed(RoutingError(
                 f"the routing rule {choice.policy!r} could not be built ({type(exc).__name__}: "
                 f"{exc})", rule=choice.policy), rid) from None
+        obs = self.metrics.upstream_call
         try:
-            weak = cast(Any, session.wrap(up.weak, "weak"))
-            rec = await solve_problem(problem, weak, session.wrap(up.strong, "strong"), up.prm,
+            weak = cast(Any, session.wrap(TimedBackend(up.weak, "weak", obs), "weak"))
+            strong = None if up.strong is None else TimedBackend(up.strong, "strong", obs)
+            prm = None if up.prm is None else TimedPRM(up.prm, obs)
+            rec = await solve_problem(problem, weak, session.wrap(strong, "strong"), prm,
                                       router, cfg)
         except BackendError as exc:
             raise APIError(502, f"An upstream model server failed: {exc}", type="upstream_error",
@@ -340,6 +347,7 @@ class TrimServer:
             raise APIError(500, f"The step loop failed: {exc} (request id {rid}).",
                            type="server_error", code="loop_error") from None
         self.metrics.record_solution(rec)
+        self.routers.feedback(choice, rec)
         return rec
 
     def _routing_failed(self, exc: RoutingError, rid: str) -> APIError:
