@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from trimpomdp.data.schema import StepTrace
+from trimpomdp.errors import InputError
 from trimpomdp.evaluation.assess import (
     StepData,
     model_step_probabilities,
@@ -30,6 +31,7 @@ def _traces(n: int = 150, seed: int = 0) -> StepData:
         s = np.where(rng.random(L) < 0.2, 1.0, s)  # ties at 1.0, as real PRMs give
         s = np.where(np.arange(L) == e, rng.beta(1, 4, L), s)
         out.append(StepTrace(problem_id=f"q{i // 3}#{i % 3}", scores=tuple(map(float, s)),
+                             tokens=tuple(int(x) for x in rng.integers(5, 120, L)),
                              correct=bool(e >= L)))
     return StepData.from_traces(out)
 
@@ -94,3 +96,23 @@ def test_scenario_traces_replay_the_engine():
     for i in range(d.n):
         wrong = np.flatnonzero(sc.u_w[i, :d.lengths[i]] >= sc.p_w[i])
         assert fe[i] == (wrong[0] if wrong.size else -1)
+
+
+def test_token_dependent_densities():
+    d = _traces(seed=4)
+    m = CalibratedScoreModel(token_bins=3, n_init=1).fit(d)
+    assert m.token_edges_.shape == (2,) and m.em_.emission == "conditional"
+    k = 40
+    P = m.em_.probs_[0].reshape(3, k, k)
+    np.testing.assert_allclose(P.sum(axis=2), 1.0)
+    # the observation's first coordinate is the token bin of each step
+    seq = m._sequences(m.transformed(d))[0]
+    tok = d.tokens[0, :d.lengths[0]]
+    want = (np.searchsorted(m.token_edges_, tok, side="right") + 0.5) / 3
+    np.testing.assert_allclose(seq[:, 0], want)
+    np.testing.assert_allclose(seq[:, 1], m.transform_.transform(d.scores[0, :d.lengths[0]]))
+    p = m.predict_correct(d)
+    P0 = m.step_probabilities(d)
+    np.testing.assert_allclose(p, P0[np.arange(d.n), d.lengths - 1])
+    with pytest.raises(InputError):
+        m.trim_model(load_model())

@@ -78,13 +78,16 @@ class CalibratedScoreModel(BaseEstimator):
     ``n_types`` latent problem types (1 = a plain TRIM model); ``bin_size`` of the transformed
     score grid; ``alpha`` additive smoothing per bin; ``learn_epsilon``: learn
     ε = P(correct answer | an error occurred) (PRMs flag steps of solutions whose answer is right),
-    which only the fit and :meth:`predict_correct` use (the TRIM POMDP pays nothing for S1/S2).
+    which only the fit and :meth:`predict_correct` use (the TRIM POMDP pays nothing for S1/S2);
+    ``token_bins`` > 1: the score density also depends on the step's token count (quantile bins
+    of the training steps' tokens), P(score | token bin, c).
     """
 
     def __init__(self, n_types: int = 1, bin_size: float = 0.025, alpha: float = 0.1,
                  bandwidth: float = 0.0, n_knots: int = 200, n_init: int = 2,
-                 random_state: int = 0, learn_epsilon: bool = False) -> None:
+                 random_state: int = 0, learn_epsilon: bool = False, token_bins: int = 0) -> None:
         self.n_types = n_types
+        self.token_bins = token_bins
         self.learn_epsilon = learn_epsilon
         self.bin_size = bin_size
         self.alpha = alpha
@@ -100,12 +103,32 @@ class CalibratedScoreModel(BaseEstimator):
             raise InputError("fitting needs traces with a final-answer outcome.", field="correct")
         data = data.subset(has)
         self.transform_ = QuantileTransform(self.n_knots).fit(data.scores[data.mask()])
+        nb = int(self.token_bins)
+        if nb < 0:
+            raise InputError(f"token_bins must be >= 0. Got {nb} instead.", field="token_bins")
+        self.token_edges_ = np.quantile(data.tokens[data.mask()], np.arange(1, nb) / nb) \
+            if nb > 1 else np.empty(0)
         td = transform_data(data, self.transform_)
         self.em_ = TypedTrimEM(n_types=self.n_types, bin_size=self.bin_size, alpha=self.alpha,
-                               bandwidth=self.bandwidth, emission="current",
+                               bandwidth=self.bandwidth,
+                               emission="conditional" if nb > 1 else "current",
                                n_init=self.n_init, random_state=self.random_state,
-                               learn_epsilon=self.learn_epsilon).fit(td.sequences(), td.correct.tolist())
+                               learn_epsilon=self.learn_epsilon).fit(self._sequences(td), td.correct.tolist())
         return self
+
+    def _sequences(self, td: StepData) -> list[np.ndarray]:
+        """Observation arrays on the transformed scale: (min_prev, score), or with token bins
+        (token-bin code, score) so that the conditional emission is P(score | token bin, c)."""
+        seqs = td.sequences()
+        nb = int(self.token_bins)
+        if nb <= 1:
+            return seqs
+        out = []
+        for i, s in enumerate(seqs):
+            tok = td.tokens[i, :s.shape[0]]
+            code = (np.searchsorted(self.token_edges_, tok, side="right") + 0.5) / nb
+            out.append(np.column_stack([code, s[:, 1]]))
+        return out
 
     def transformed(self, data: StepData) -> StepData:
         """``data`` on the model's score scale."""
@@ -113,7 +136,7 @@ class CalibratedScoreModel(BaseEstimator):
 
     def step_probabilities(self, data: StepData) -> np.ndarray:
         """Filtered P(S0) (n, T) at every step (NaN past each trace's end)."""
-        seqs = self.transformed(data).sequences()
+        seqs = self._sequences(self.transformed(data))
         P = np.full(data.scores.shape, np.nan)
         for i, f in enumerate(self.em_.filter(seqs)):
             P[i, :f.size] = f
@@ -121,7 +144,7 @@ class CalibratedScoreModel(BaseEstimator):
 
     def predict_correct(self, data: StepData) -> np.ndarray:
         """P(correct answer) of each solution of ``data``."""
-        return self.em_.predict_correct(self.transformed(data).sequences())
+        return self.em_.predict_correct(self._sequences(self.transformed(data)))
 
     def step_log_likelihood(self, data: StepData) -> float:
         """Held-out log-likelihood per step (nats) of the *raw* scores and outcomes: the binned
@@ -130,7 +153,7 @@ class CalibratedScoreModel(BaseEstimator):
         has = data.has_outcome
         d = data.subset(has)
         td = self.transformed(d)
-        ll = self.em_.trace_log_likelihood(td.sequences(), d.correct.tolist()).sum()
+        ll = self.em_.trace_log_likelihood(self._sequences(td), d.correct.tolist()).sum()
         s = d.scores[d.mask()]
         kn, lv = self.transform_.knots_, self.transform_.levels_
         seg = np.clip(np.searchsorted(kn, s, side="right") - 1, 0, kn.size - 2)
@@ -143,6 +166,10 @@ class CalibratedScoreModel(BaseEstimator):
         """A :class:`TrimModel` for the exact solver and the Bayes filter on *transformed* scores
         (one type only): P(o | c) constant along min_prev, the fitted accuracy as ``p_<role>``,
         everything else from ``base``."""
+        if int(self.token_bins) > 1:
+            raise InputError("a model with token-dependent densities is not a TrimModel (its "
+                             "P(o | c) depends on the step's token count; the router would need "
+                             "a token-aware density).", field="token_bins")
         if self.em_.weights_.size != 1:
             raise InputError("only a one-type model is a TrimModel (the exact solver's belief has"
                              f" three classes). Got {self.em_.weights_.size} types.",
