@@ -18,6 +18,9 @@ check() {  # check EXPECT CMD...   EXPECT: ok | extra
   if [ "$expect" = ok ] && [ $rc -ne 0 ]; then
     echo "FAIL (exit $rc): $*"; echo "$out" | tail -3; fail=1; return
   fi
+  if [ "$expect" = clear ] && [ $rc -ne 0 ] && { [ $rc -ne 2 ] || [ "$(echo "$out" | grep -c "error:")" -ne 1 ]; }; then
+    echo "FAIL (expected exit 0, or 2 with one error line; got $rc): $*"; echo "$out" | tail -3; fail=1; return
+  fi
   if [ "$expect" = extra ] && { [ $rc -ne 2 ] || ! echo "$out" | grep -q "pip install 'trimpomdp\["; }; then
     echo "FAIL (expected exit 2 naming an extra, got $rc): $*"; echo "$out" | tail -3; fail=1; return
   fi
@@ -47,6 +50,9 @@ check ok "$T" export-pomdp --lambda 0.25 --step 10 --tokens 60 --belief 0.5,0.2,
 check ok "$T" fit --data obs.jsonl --out model.json
 check ok "$T" fit-em --traces traces.jsonl --out model_em.json
 check ok "$T" simulate --policy thr:0.3 --n 2000 --json
+# continue-only traces: the strong accuracy is not identifiable, which fit-model says in one line
+check clear "$T" fit-model --traces traces.jsonl --out model_fit.json
+check ok "$T" assess model_em.json traces.jsonl
 check extra "$T" train-agg --lambda 0.25 --out agg.json
 check extra "$T" run --weak http://127.0.0.1:9 --strong http://127.0.0.1:9 --prm http://127.0.0.1:9 --dataset math500 --policy thr:0.5 --out RUN/
 check extra "$T" serve --weak http://127.0.0.1:9 --strong http://127.0.0.1:9 --prm http://127.0.0.1:9 --policy thr:0.5 --port 8765

@@ -19,7 +19,8 @@ OPTIONAL_INTERNAL = ("trimpomdp.generation.hf_local", "trimpomdp.generation.prm_
                      "trimpomdp.generation._http", "trimpomdp.generation.openai_compat",
                      "trimpomdp.generation.prm_vllm", "trimpomdp.generation.prm_self",
                      "trimpomdp.serve", "trimpomdp.evaluation.plots",
-                     "trimpomdp.pomdp.pomdp_py_bridge", "trimpomdp.solvers._native")
+                     "trimpomdp.pomdp.pomdp_py_bridge", "trimpomdp.solvers._native",
+                     "trimpomdp.generation.vllm_prm_plugin", "trimpomdp.generation.engine_vllm")
 
 
 def _modules() -> dict[str, Path]:
@@ -109,10 +110,14 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
             if len(comp) > 1:
                 out.append(sorted(comp))
 
-    sys.setrecursionlimit(10_000)
-    for v in edges:
-        if v not in index:
-            visit(v)
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 5_000))
+    try:
+        for v in edges:
+            if v not in index:
+                visit(v)
+    finally:
+        sys.setrecursionlimit(old)  # other tests depend on the default limit
     return out
 
 

@@ -6,7 +6,7 @@ import json
 
 from trimpomdp._validate import check_number
 from trimpomdp.model import load_model
-from trimpomdp.routing.spec import PolicySpec, make_router
+from trimpomdp.routing.spec import PolicySpec
 from trimpomdp.sim.calibrated import CalibratedSimulator, load_simulator
 from trimpomdp.sim.engine import simulate
 from trimpomdp.sim.naive import NaiveSimulator
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         sim = NaiveSimulator(model) if kind == "naive" else load_simulator()
     sc = sim.scenario(args.n, args.seed)
-    strong = simulate(make_router("strong", record=False), sc).mean_strong_tokens
+    strong = simulate(PolicySpec.parse("strong").factory(model, record=False), sc).mean_strong_tokens
     res = simulate(spec.factory(model, record=False), sc,
                    observe_regenerated=args.observe_regenerated)
     out = {"spec": args.policy, "seed": args.seed, "simulator": sc.source,
