@@ -2,10 +2,15 @@
 TRIM-Agg (and TRIM-Seq) vs query-level baselines, all on the same problems and draws.
 
     python benchmarks/head_to_head.py [--n 2000] [--seed 2026] [--agg-iterations 100]
+        [--calibration sim/calibration_math500_paired.json] [--boot 200]
 
 Writes ``benchmarks/results/head_to_head.{md,json,png}``; trained checkpoints are cached in
-``benchmarks/results/ckpt/`` (delete to retrain). Also compares the simulated TRIM-POMDP
-(release rule) with the release's measured TRIM-POMDP rows at the same λ.
+``benchmarks/results/ckpt/`` per calibration (delete to retrain). Also compares the simulated
+TRIM-POMDP (release rule) with the release's measured TRIM-POMDP rows at the same λ. Every
+figure of the simulated table is simulated; intervals are 90 % percentile intervals over
+bootstrap resamples of the simulated problems (simulation noise only; the calibration
+uncertainty of the simulator is in ``benchmarks/results/sim_validation.md``). The step oracle
+(regenerate exactly the wrong drafts on correct prefixes) is the limit line.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import time
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 
@@ -28,7 +34,7 @@ from trimpomdp.evaluation.report import markdown_table
 from trimpomdp.routing.spec import make_router, pomdp_router
 from trimpomdp.pomdp.trim import TrimPOMDP
 from trimpomdp.resources import resource_path
-from trimpomdp.sim import load_simulator, simulate
+from trimpomdp.sim import PAIRED_CALIBRATION_FILE, RunResult, load_simulator, simulate, step_oracle
 from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -40,11 +46,26 @@ QUERY = [0.05, 0.2, 0.5, 0.8, 0.9, 0.95, 0.99]
 RANDOM = [0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45]
 
 
-def learned(kind: str, lam: float, iters: int, sim) -> object:
+def subset(res: RunResult, idx) -> RunResult:
+    return RunResult(policy=res.policy, correct=res.correct[idx],
+                     strong_tokens=res.strong_tokens[idx], weak_kept=res.weak_kept[idx],
+                     weak_discarded=res.weak_discarded[idx], strong_calls=res.strong_calls[idx],
+                     steps=res.steps[idx])
+
+
+def fmt_iv(v, lo, hi, digits=3):
+    if v is None:
+        return "—"
+    if lo is None or hi is None:
+        return f"{v:.{digits}f}"
+    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def learned(kind: str, lam: float, iters: int, sim, tag: str = "") -> object:
     from trimpomdp.routing.learned import load_learned_rule
     from trimpomdp.training.ppo import PPOConfig, train_ppo
 
-    path = OUT / "ckpt" / f"{kind}_lam{lam:g}_it{iters}.json"
+    path = OUT / "ckpt" / f"{kind}_lam{lam:g}_it{iters}{tag}.json"
     if path.exists():
         return load_learned_rule(path, expect=kind)
     pol = train_ppo(kind, lam, simulator=sim, config=PPOConfig(lam=lam, iterations=iters,
@@ -60,44 +81,76 @@ def main() -> None:
     ap.add_argument("--agg-iterations", type=int, default=100)
     ap.add_argument("--seq-iterations", type=int, default=120)
     ap.add_argument("--no-seq", action="store_true")
+    ap.add_argument("--calibration", default=PAIRED_CALIBRATION_FILE)
+    ap.add_argument("--boot", type=int, default=200)
     args = ap.parse_args()
+    tag = "_" + Path(args.calibration).stem
     import torch
 
     torch.set_num_threads(1)
     t0 = time.time()
-    model, sim = load_model(), load_simulator()
+    model, sim = load_model(), load_simulator(calibration=args.calibration)
     sc = sim.scenario(args.n, args.seed)
-    run = lambda router: simulate(router, sc)
+    runs: dict[str, list[tuple[RunResult, float]]] = {}
+
+    def run(router):
+        return simulate(router, sc)
     refs = {s: run(make_router(s, record=False)) for s in ("weak", "strong", "oracle")}
     ref = references_from_runs(refs["weak"], refs["strong"], refs["oracle"])
+    def add(key, res, param):
+        runs.setdefault(key, []).append((res, param))
+        curves[key].append(point_from_run(res, param))
+
     curves: dict[str, list[CurvePoint]] = {k: [] for k in (
         "TRIM-Thr", "TRIM-POMDP (release rule)", "TRIM-POMDP (Bayes filter)", "TRIM-Agg",
-        "TRIM-Seq", "query-level (first-step PRM)", "random (matched cost)")}
+        "TRIM-Seq", "query-level (first-step PRM)", "random (matched cost)",
+        "step oracle (limit)")}
     for k in THR:
-        curves["TRIM-Thr"].append(point_from_run(run(make_router(f"thr:{k}", record=False)), k))
+        add("TRIM-Thr", run(make_router(f"thr:{k}", record=False)), k)
     solver = FiniteHorizonSolver()
     pomdp_vs_release = []
     for lam in LAMS:
         pol = solver.solve(TrimPOMDP(model=model, lam=lam))
         for belief, key in (("release", "TRIM-POMDP (release rule)"),
                             ("filter", "TRIM-POMDP (Bayes filter)")):
-            res = run(pomdp_router(pol, belief=belief, record=False))
-            curves[key].append(point_from_run(res, lam))
+            add(key, run(pomdp_router(pol, belief=belief, record=False)), lam)
     for lam in AGG_LAMS:
-        curves["TRIM-Agg"].append(point_from_run(run(StepRouter(
-            learned("agg", lam, args.agg_iterations, sim), record=False)), lam))
+        add("TRIM-Agg", run(StepRouter(learned("agg", lam, args.agg_iterations, sim, tag),
+                                       record=False)), lam)
     if not args.no_seq:
         for lam in SEQ_LAMS:
-            curves["TRIM-Seq"].append(point_from_run(run(StepRouter(
-                learned("seq", lam, args.seq_iterations, sim), record=False)), lam))
+            add("TRIM-Seq", run(StepRouter(learned("seq", lam, args.seq_iterations, sim, tag),
+                                           record=False)), lam)
     for k in QUERY:
-        curves["query-level (first-step PRM)"].append(
-            point_from_run(run(make_router(f"query:{k}", record=False)), k))
+        add("query-level (first-step PRM)", run(make_router(f"query:{k}", record=False)), k)
     for p in RANDOM:
-        curves["random (matched cost)"].append(
-            point_from_run(run(make_router(f"random:{p}", record=False, seed=args.seed)), p))
+        add("random (matched cost)",
+            run(make_router(f"random:{p}", record=False, seed=args.seed)), p)
+    add("step oracle (limit)", step_oracle(sc), None)
     curves = {k: sorted(v, key=lambda p: p.strong_tokens) for k, v in curves.items() if v}
     rows = [metrics_row(name, pts, ref) for name, pts in curves.items()]
+    # 90 % intervals over bootstrap resamples of the simulated problems (same resample for all)
+    rng = np.random.default_rng(args.seed)
+    keys = ("cpt50", "cpt80", "cpt95", "delta_ibc_mean", "delta_ibc_best", "acc_at_10pct",
+            "acc_at_20pct")
+    boot: dict[str, dict[str, list[float]]] = {r["policy"]: {k: [] for k in keys} for r in rows}
+    for _ in range(args.boot):
+        idx = rng.integers(0, sc.n, sc.n)
+        bref = references_from_runs(subset(refs["weak"], idx), subset(refs["strong"], idx),
+                                    subset(refs["oracle"], idx))
+        for name, rs in runs.items():
+            pts = sorted((point_from_run(subset(r, idx), p) for r, p in rs),
+                         key=lambda p: p.strong_tokens)
+            m = metrics_row(name, pts, bref)
+            for k in keys:
+                boot[name][k].append(m[k] if m[k] is not None else np.nan)
+    for r in rows:
+        for k in keys:
+            v = np.array(boot[r["policy"]][k], float)
+            ok = v[np.isfinite(v)]
+            r[f"{k}_lo"], r[f"{k}_hi"] = ((float(np.quantile(ok, 0.05)),
+                                           float(np.quantile(ok, 0.95)))
+                                          if ok.size >= 0.9 * max(1, v.size) else (None, None))
     # measured release curves, and the simulated POMDP vs the release's measured POMDP rows
     rel = resource_path("data", "trim_release")
     thr_meas = [CurvePoint(policy="thr", accuracy=r["accuracy"],
@@ -118,7 +171,8 @@ def main() -> None:
             "tokens_sim_release_rule": s.strong_tokens if s else None,
             "acc_sim_filter": f.accuracy if f else None,
             "tokens_sim_filter": f.strong_tokens if f else None})
-    ax = plot_cost_accuracy(curves, ref, title=f"simulated MATH-500, n={args.n}, seed {args.seed}",
+    ax = plot_cost_accuracy(curves, ref, title=f"SIMULATED MATH-500 ({Path(args.calibration).stem}),"
+                                               f" n={args.n}, seed {args.seed}",
                             measured={"TRIM-Thr": thr_meas, "TRIM-POMDP": pomdp_meas})
     ax.figure.set_size_inches(8, 5.5)
     save(ax, OUT / "head_to_head.png")
@@ -140,8 +194,12 @@ def main() -> None:
     meas_rows = [mrow("TRIM-Thr (measured, release)", [p for p in thr_meas if 0 < p.param < 1],
                       mref),
                  mrow("TRIM-POMDP (measured, release)", pomdp_meas, mref)]
-    lines = [(f"# Head-to-head (calibrated simulator, n = {args.n} problems per point, seed "
-             f"{args.seed}, common random numbers)"), "",
+    lines = [(f"# Head-to-head (SIMULATED: calibrated simulator `{args.calibration}`, n = {args.n} "
+              f"problems per point, seed {args.seed}, common random numbers)"), "",
+             ("Every figure in the first table is simulated; [lo, hi] = 90 % interval over "
+              f"{args.boot} bootstrap resamples of the simulated problems (simulation noise only; "
+              "calibration uncertainty: `sim_validation.md`). — = not reached (or reached in "
+              "fewer than 90 % of resamples: no interval)."), "",
              (f"References: weak-only {ref.weak_accuracy:.3f}, strong-only {ref.strong_accuracy:.3f}"
              f" at {ref.strong_tokens:.1f} strong tokens/problem, oracle query-level "
              f"{ref.oracle_accuracy:.3f} at {ref.oracle_tokens:.1f} "
@@ -149,7 +207,13 @@ def main() -> None:
              ("CPT = cheapest measured point reaching the PGR target, as cost c = C̄/C̄(strong) "
              "(— = not reached). ΔIBC: 'mean' = mean over the curve's points, 'best' = best point."
              " Budget accuracy = best accuracy among points with c ≤ budget."), "",
-             markdown_table(rows), "", "Measured (release, 500 problems, same metrics):", "",
+             "| policy | CPT50 | CPT80 | CPT95 | ΔIBC mean | ΔIBC best | acc@10% | acc@20% |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| " + " | ".join([r["policy"]] + [
+            fmt_iv(r[k], r[f"{k}_lo"], r[f"{k}_hi"], 2 if k.startswith("delta") else 3)
+            for k in keys]) + " |")
+    lines += ["", "Measured (release, 500 problems, same metrics):", "",
              markdown_table(meas_rows), "",
              "## Simulated TRIM-POMDP vs the release's measured TRIM-POMDP (same λ)", "",
              ("| λ | acc meas | acc sim (release rule) | acc sim (filter) | C̄ meas | "

@@ -147,3 +147,16 @@ def test_thr_loss_is_zero_on_own_simulation(paired):
     assert compare([{"accuracy": 0.5, "mean_strong_tokens": 1.0, "mean_strong_calls": 0.1,
                      "target_token_frac": 0.01}],
                    [{"threshold": 0.1, **fake[0]}], "threshold")[0]["param"] == 0.1
+
+
+def test_step_oracle_is_the_limit_line(paired):
+    from trimpomdp.sim import step_oracle
+
+    sc = paired.scenario(2000, seed=8)
+    o = step_oracle(sc)
+    strong = rollout(sc, lambda t, i, s, n, f: np.ones(len(i), bool))
+    thr = rollout(sc, threshold_act(0.5))
+    assert o.accuracy >= strong.accuracy - 1e-12  # never worse than strong-only ...
+    assert o.mean_strong_tokens < thr.mean_strong_tokens  # ... at a fraction of the cost
+    # pathwise: a step the oracle keeps or regenerates is correct iff weak or strong is
+    assert np.all(o.correct >= thr.correct) and np.all(o.correct >= strong.correct)

@@ -16,11 +16,12 @@ _LAZY = {
     "CALIBRATION_FILE": "trimpomdp.sim.calibrated", "RELEASE_ENDPOINTS": "trimpomdp.sim.calibrated",
     "CALIBRATION_FILE_V1": "trimpomdp.sim.calibrated",
     "PAIRED_CALIBRATION_FILE": "trimpomdp.sim.calibrated",
+    "PAIRED_TOL_CALIBRATION_FILE": "trimpomdp.sim.calibrated",
     "PAIRED_POOLS_FILE": "trimpomdp.sim.pools",
     "fit_thr": "trimpomdp.sim.fitting", "thr_loss": "trimpomdp.sim.fitting",
     "NaiveSimulator": "trimpomdp.sim.naive",
     "rollout": "trimpomdp.sim.engine", "simulate": "trimpomdp.sim.engine",
-    "threshold_act": "trimpomdp.sim.engine", "ActFn": "trimpomdp.sim.engine",
+    "threshold_act": "trimpomdp.sim.engine", "step_oracle": "trimpomdp.sim.engine", "ActFn": "trimpomdp.sim.engine",
 }
 
 __all__ = sorted(_LAZY)  # noqa: PLE0605 - the lazy table is the list

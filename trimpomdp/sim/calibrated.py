@@ -94,8 +94,10 @@ from trimpomdp.sim.scenario import Scenario, check_n_seed
 CALIBRATION_FILE_V1 = "sim/calibration_math500.json"
 PAIRED_CALIBRATION_FILE = "sim/calibration_math500_paired.json"
 PAIRED_TOL_CALIBRATION_FILE = "sim/calibration_math500_paired_tol.json"
-#: the calibration :func:`load_simulator` uses by default
-CALIBRATION_FILE = CALIBRATION_FILE_V1
+#: the calibration :func:`load_simulator` uses by default: the paired-step simulator fitted on
+#: all columns of the measured TRIM-Thr curve (it predicts the measured TRIM-POMDP curve out of
+#: sample far better than the first calibration: ``benchmarks/results/sim_validation.md``)
+CALIBRATION_FILE = PAIRED_CALIBRATION_FILE
 RELEASE_ENDPOINTS = {"weak_accuracy": 0.364, "strong_accuracy": 0.73, "weak_tokens": 400.946,
                      "strong_tokens": 494.84}
 
@@ -137,9 +139,18 @@ class CalibratedSimulator(BaseEstimator):
         a of assumption 4b: a correct draft on a correct prefix scores
         logit s' = a · logit s − d_ok (a < 1: the PRM is less sure of the weak model's correct
         steps, in both directions). Only with ``paired_tokens``.
+
+    weak_difficulty_sd : float >= 0
+        τ of assumption 1b: the weak model's per-problem logit difficulty is the 7B's plus
+        τ · z, z ~ N(0, 1) per simulated problem (δ_w refitted so weak-only accuracy stays at its
+        endpoint). Only with ``paired_tokens``.
+    score_difficulty : float
+        β of assumption 1b: correct drafts' score logits move by β · z (a problem that is easier
+        for the weak model than for the 7B also gets surer scores). Only with ``paired_tokens``.
     """
 
-    _SHAPE_PARAMS = ("score_shift", "strong_len_corr", "draft_len_exp", "ok_logit_scale")
+    _SHAPE_PARAMS = ("score_shift", "strong_len_corr", "draft_len_exp", "ok_logit_scale",
+                     "weak_difficulty_sd", "score_difficulty")
 
     def __init__(self, weak_accuracy: float = RELEASE_ENDPOINTS["weak_accuracy"],
                  strong_accuracy: float = RELEASE_ENDPOINTS["strong_accuracy"],
@@ -148,8 +159,11 @@ class CalibratedSimulator(BaseEstimator):
                  score_shift: tuple[float, float, float] = (0.0, 0.0, 0.0),
                  max_steps: int = DEFAULT_MAX_STEPS, paired_tokens: bool = False,
                  strong_len_corr: float = 0.0, draft_len_exp: float = 1.0,
-                 ok_logit_scale: float = 1.0) -> None:
+                 ok_logit_scale: float = 1.0, weak_difficulty_sd: float = 0.0,
+                 score_difficulty: float = 0.0) -> None:
         self.score_shift = score_shift
+        self.weak_difficulty_sd = weak_difficulty_sd
+        self.score_difficulty = score_difficulty
         self.ok_logit_scale = ok_logit_scale
         self.draft_len_exp = draft_len_exp
         self.paired_tokens = paired_tokens
@@ -171,11 +185,22 @@ class CalibratedSimulator(BaseEstimator):
             tot += float(np.mean(p[j] ** pools.values["lengths"][o:o + c]))
         return tot / pools.n_problems
 
-    def _fit_delta(self, target: float) -> float:
+    def _expected_acc_mixed(self, delta: float, tau: float) -> float:
+        """Expected solution accuracy with per-problem logit noise τ·z (Gauss–Hermite, 15 nodes)."""
+        x, w = np.polynomial.hermite_e.hermegauss(15)
+        w = w / w.sum()
+        p = _sigmoid(self._base_logit[:, None] + delta + tau * x[None, :]) ** (
+            1.0 / self._mean_len[:, None])                                   # (J, K)
+        lens, mask = self._len_mat
+        acc = (p[:, :, None] ** lens[:, None, :] * mask[:, None, :]).sum(-1) / mask.sum(-1)[:, None]
+        return float((acc @ w).mean())
+
+    def _fit_delta(self, target: float, tau: float = 0.0) -> float:
         lo, hi = -15.0, 15.0
         for _ in range(60):
             mid = 0.5 * (lo + hi)
-            if self._expected_acc(mid) < target:
+            acc = self._expected_acc(mid) if tau == 0.0 else self._expected_acc_mixed(mid, tau)
+            if acc < target:
                 lo = mid
             else:
                 hi = mid
@@ -204,6 +229,12 @@ class CalibratedSimulator(BaseEstimator):
         lens = P.values["lengths"]
         self._mean_len = np.array([lens[o:o + c].mean() for o, c in
                                    zip(P.offsets["lengths"], P.counts["lengths"])])
+        cnt = P.counts["lengths"]
+        lm = np.ones((P.n_problems, int(cnt.max())))
+        mask = np.arange(lm.shape[1])[None, :] < cnt[:, None]
+        for j, (o, c) in enumerate(zip(P.offsets["lengths"], cnt)):
+            lm[j, :c] = lens[o:o + c]
+        self._len_mat = (lm, mask.astype(float))
         self.delta_w_ = self._fit_delta(float(self.weak_accuracy))
         self.delta_s_ = self._fit_delta(float(self.strong_accuracy))
         self.p_weak_ = self._solution_acc(self.delta_w_) ** (1.0 / self._mean_len)
@@ -232,6 +263,15 @@ class CalibratedSimulator(BaseEstimator):
         self.gamma_ = float(g) if self.paired_tokens else 1.0
         a = nonneg_float(self.ok_logit_scale, "ok_logit_scale", strict=True)
         self.ok_scale_ = float(a) if self.paired_tokens else 1.0
+        tau = float(nonneg_float(self.weak_difficulty_sd, "weak_difficulty_sd"))
+        beta = float(self.score_difficulty)
+        if not np.isfinite(beta):
+            raise InputError(f"score_difficulty must be finite. Got {beta!r}.",
+                             field="score_difficulty")
+        self.tau_ = tau if self.paired_tokens else 0.0
+        self.beta_ = beta if self.paired_tokens else 0.0
+        self.delta_w_tau_ = (self._fit_delta(float(self.weak_accuracy), self.tau_)
+                             if self.tau_ > 0 else self.delta_w_)
         tok = P.values["step_tokens"]
         mean_tok = np.array([tok[o:o + c].mean() for o, c in
                              zip(P.offsets["step_tokens"], P.counts["step_tokens"])])
@@ -342,7 +382,16 @@ class CalibratedSimulator(BaseEstimator):
             arrays[ks] = np.maximum(1, np.rint(strong * self.scale_s_)).astype(np.int64)
         for pool in ("ok", "err", "post"):
             arrays[f"ss_{pool}"] = P.draw(pool, prob, rng.random(shape))
-        return Scenario(L=L.astype(np.int64), p_w=self.p_weak_[prob], p_s=self.p_strong_[prob],
+        p_w = self.p_weak_[prob]
+        if self.tau_ > 0 or self.beta_ != 0:  # assumption 1b (drawn last: other draws unchanged)
+            z = rng.standard_normal(prob.shape[0])
+            if self.tau_ > 0:
+                p_w = _sigmoid(self._base_logit[prob] + self.delta_w_tau_ + self.tau_ * z) ** (
+                    1.0 / self._mean_len[prob])
+            if self.beta_ != 0:
+                x = np.clip(arrays["sc_ok"], 1e-6, 1.0 - 1e-6)
+                arrays["sc_ok"] = _sigmoid(_logit(x) + self.beta_ * z[:, None])
+        return Scenario(L=L.astype(np.int64), p_w=p_w, p_s=self.p_strong_[prob],
                         problem=prob, seed=seed, source="calibrated-paired", **arrays)
 
 
@@ -371,7 +420,9 @@ def load_simulator(pools: str | os.PathLike[str] | None = None, *,
         fitted = {"paired_tokens": True,
                   "score_shift": (p["d_ok"], p["d_err"], p["d_post"]),
                   "strong_len_corr": p["strong_len_corr"], "draft_len_exp": p["draft_len_exp"],
-                  "ok_logit_scale": p.get("ok_logit_scale", 1.0)}
+                  "ok_logit_scale": p.get("ok_logit_scale", 1.0),
+                  "weak_difficulty_sd": p.get("weak_difficulty_sd", 0.0),
+                  "score_difficulty": p.get("score_difficulty", 0.0)}
     elif "score_shift" in doc:
         fitted = {"score_shift": tuple(doc["score_shift"])}
     else:

@@ -107,9 +107,36 @@ def simulate(router: StepRouter | RouterFactory, sc: Scenario, *, observe_regene
                      steps=sc.L.copy(), traces=traces)
 
 
+def step_oracle(sc: Scenario) -> RunResult:
+    """The step oracle (simulator only): regenerate exactly the wrong drafts on correct prefixes.
+
+    The limit line of step routing: it pays for the strong step only where a regeneration can
+    still make the solution correct.
+    """
+    n = sc.n
+    ok = np.ones(n, bool)
+    st, wk, wd, calls = (np.zeros(n, np.int64) for _ in range(4))
+    for t in range(sc.horizon):
+        idx = np.nonzero(sc.L > t)[0]
+        if idx.size == 0:
+            break
+        o = ok[idx]
+        wok = sc.u_w[idx, t] < sc.p_w[idx]
+        tok = sc.draft_tokens(idx, t, o, wok)
+        a = o & ~wok
+        sok = sc.u_s[idx, t] < sc.p_s[idx]
+        ok[idx] = o & np.where(a, sok, wok)
+        st[idx] += np.where(a, sc.strong_tokens(idx, t, o, wok), 0)
+        calls[idx] += a
+        wd[idx] += np.where(a, tok, 0)
+        wk[idx] += np.where(a, 0, tok)
+    return RunResult(policy="step-oracle", correct=ok, strong_tokens=st, weak_kept=wk,
+                     weak_discarded=wd, strong_calls=calls, steps=sc.L.copy())
+
+
 def threshold_act(k: float) -> ActFn:
     """Vectorised TRIM-Thr for :func:`rollout`."""
     return lambda t, idx, score, tok, final: score < k
 
 
-__all__ = ["ActFn", "rollout", "simulate", "threshold_act"]
+__all__ = ["ActFn", "rollout", "simulate", "step_oracle", "threshold_act"]

@@ -32,6 +32,8 @@ DEFAULT_GRID: dict[str, tuple[float, ...]] = {
     "strong_len_corr": (0.0, 0.15, 0.3, 0.45, 0.6),
     "draft_len_exp": (0.6, 0.7, 0.8, 0.9, 1.0),
     "ok_logit_scale": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    "weak_difficulty_sd": (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
+    "score_difficulty": (0.0, 0.25, 0.5, 1.0, 1.5, 2.0),
 }
 SHIFT_NAMES = ("d_ok", "d_err", "d_post")
 
@@ -108,7 +110,9 @@ def _shape(params: Mapping[str, float]) -> dict[str, Any]:
     return {"score_shift": tuple(float(params[k]) for k in SHIFT_NAMES),
             "strong_len_corr": float(params["strong_len_corr"]),
             "draft_len_exp": float(params["draft_len_exp"]),
-            "ok_logit_scale": float(params["ok_logit_scale"])}
+            "ok_logit_scale": float(params["ok_logit_scale"]),
+            "weak_difficulty_sd": float(params.get("weak_difficulty_sd", 0.0)),
+            "score_difficulty": float(params.get("score_difficulty", 0.0))}
 
 
 def params_of(sim: CalibratedSimulator) -> dict[str, float]:
@@ -117,6 +121,8 @@ def params_of(sim: CalibratedSimulator) -> dict[str, float]:
     d["strong_len_corr"] = float(sim.strong_len_corr)
     d["draft_len_exp"] = float(sim.draft_len_exp)
     d["ok_logit_scale"] = float(sim.ok_logit_scale)
+    d["weak_difficulty_sd"] = float(sim.weak_difficulty_sd)
+    d["score_difficulty"] = float(sim.score_difficulty)
     return d
 
 
