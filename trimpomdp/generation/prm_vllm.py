@@ -80,13 +80,14 @@ class VLLMPoolingPRM:
 
     ``mode``: ``"auto"`` (probe once: last-token pooling if the server serves it, else STEP),
     ``"last"`` or ``"step"`` (forced). ``cache_salt=True`` gives each session its own prefix-cache
-    namespace (vLLM ``cache_salt``), for measuring one problem's cost without the others' blocks.
+    namespace (vLLM ``cache_salt``), for measuring one problem's cost without the others' blocks;
+    a string salts every session with it (problems share blocks with each other only).
     ``requests`` counts the ``/pooling`` calls made.
     """
 
     def __init__(self, base_url: str, *, model: str | None = None, concurrency: int = 8,
                  retry: RetryPolicy | None = None, api_key: str | None = None,
-                 mode: str = "auto", cache_salt: bool = False) -> None:
+                 mode: str = "auto", cache_salt: bool | str = False) -> None:
         if mode not in _MODES:
             raise InputError(f"The 'mode' parameter of VLLMPoolingPRM must be one of {_MODES}. "
                              f"Got {mode!r} instead.")
@@ -175,7 +176,8 @@ class VLLMPoolingPRM:
     def session(self, question: str) -> _VLLMSession:
         """This problem's scorer: last-token requests served from the prefix cache, or STEP."""
         self._salts += 1
-        salt = f"trimpomdp-{id(self):x}-{self._salts}" if self.cache_salt else None
+        salt = self.cache_salt if isinstance(self.cache_salt, str) else \
+            f"trimpomdp-{id(self):x}-{self._salts}" if self.cache_salt else None
         return _VLLMSession(self, question, salt)
 
     async def prompt_ids(self, question: str, steps: Sequence[str]) -> list[int]:
