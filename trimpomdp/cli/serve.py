@@ -54,6 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ro.add_argument("--top-k", type=int, default=20)
     ro.add_argument("--budget-sim-problems", type=int, default=2000, metavar="N",
                     help="simulated problems per bisection step for strong_token_share budgets")
+    ro.add_argument("--target-share", type=float, default=None, metavar="S",
+                    help="closed loop: requests without a budget hold this strong-token share "
+                    "(strong / strong-only tokens) over the recent --target-window requests, by "
+                    "moving λ (docs/serve.md); overrides --policy for them")
+    ro.add_argument("--target-window", type=int, default=100, metavar="N",
+                    help="closed loop: requests in the sliding window of the realised share")
     sv = p.add_argument_group("server")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sv.add_argument("--port", type=int, default=8000, help="port to listen on")
@@ -95,7 +101,8 @@ def config_from_args(args: argparse.Namespace):
         strong_tokenizer=args.strong_tokenizer, budget_sim_problems=args.budget_sim_problems,
         check_upstream=not args.skip_upstream_check, api_key=api_key,
         allowed_origins=tuple(args.allowed_origins), sse_keepalive=args.sse_keepalive,
-        max_n=args.max_n, upstream_api_key=args.upstream_api_key)
+        max_n=args.max_n, upstream_api_key=args.upstream_api_key,
+        target_share=args.target_share, target_window=args.target_window)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -62,10 +62,15 @@ class ServeConfig:
     max_n: int = 8
     #: bearer token sent to the upstream servers
     upstream_api_key: str | None = None
+    #: closed loop: requests without a budget hold this strong-token share (None: --policy)
+    target_share: float | None = None
+    #: closed loop: recent requests over which the realised share is measured
+    target_window: int = 100
 
     def __post_init__(self) -> None:
         ints = {"upstream_concurrency": 1, "max_body_bytes": 1024, "max_step_tokens": 1,
-                "policy_cache": 1, "budget_sim_problems": 10, "retries": 0, "max_n": 1}
+                "policy_cache": 1, "budget_sim_problems": 10, "retries": 0, "max_n": 1,
+                "target_window": 1}
         for name, lo in ints.items():
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
@@ -83,6 +88,14 @@ class ServeConfig:
             raise InputError(f"The 'max_steps' parameter must be an int >= 1 (and within the "
                              f"policy's horizon). Got {self.max_steps!r} instead.",
                              field="max_steps")
+        ts = self.target_share
+        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, (int, float))
+                               or not 0.0 < ts < 1.0):
+            raise InputError(f"The 'target_share' parameter must be a float in the range (0, 1). "
+                             f"Got {ts!r} instead.", field="target_share")
+        if ts is not None and not (self.strong_url and self.prm_url):
+            raise InputError("'target_share' routes with TRIM-POMDP: it needs --strong and "
+                             "--prm.", field="target_share")
         for name in ("shutdown_timeout", "sse_keepalive"):
             v = getattr(self, name)
             if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v)
