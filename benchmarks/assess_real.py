@@ -86,17 +86,25 @@ def real(name: str, file: Path, prm: str, n_boot: int) -> dict[str, Any]:
     new1 = CalibratedScoreModel(n_types=1).fit(train)
     new2 = CalibratedScoreModel(n_types=2).fit(train)
     new1e = CalibratedScoreModel(n_types=1, learn_epsilon=True).fit(train)
+    tok = CalibratedScoreModel(n_types=1, token_bins=4).fit(train)
+    toke = CalibratedScoreModel(n_types=1, token_bins=4, learn_epsilon=True).fit(train)
     res = heldout_comparison(train, test, {"release model": release, "EM model (today)": em},
                              extra={"calibrated EM, 1 type": new1.predict_correct(test),
                                     "calibrated EM, 1 type, learned ε":
                                         new1e.predict_correct(test),
                                     "calibrated EM, 2 types": new2.predict_correct(test),
+                                    "calibrated EM, token-dependent": tok.predict_correct(test),
+                                    "calibrated EM, token-dependent, learned ε":
+                                        toke.predict_correct(test),
                                     "logistic + calibrated belief (stacked)":
                                         stacked(train, test, new1e)},
                              n_boot=n_boot, seed=0)
     res["score_loglik"].update({"calibrated EM, 1 type": new1.step_log_likelihood(test),
                                 "calibrated EM, 1 type, learned ε": new1e.step_log_likelihood(test),
-                                "calibrated EM, 2 types": new2.step_log_likelihood(test)})
+                                "calibrated EM, 2 types": new2.step_log_likelihood(test),
+                                "calibrated EM, token-dependent": tok.step_log_likelihood(test),
+                                "calibrated EM, token-dependent, learned ε":
+                                    toke.step_log_likelihood(test)})
     res.update(dataset=name, prm=prm, file=file.name, seconds=time.perf_counter() - t0,
                em_p=em.p_weak, new1_p=float(new1.em_.p_[0]), new1e_p=float(new1e.em_.p_[0]),
                new1e_epsilon=new1e.em_.epsilon_, new_p=[float(x) for x in new2.em_.p_],
