@@ -33,7 +33,7 @@ full tables in `docs/assessment.md`, `benchmarks/results/assess_real.md`).
   on the full dump (half / half on the sample), `numpy.random.default_rng(0)`.
 * **Models**: the bundled release model; today's EM model (`fit-em`); the calibrated-score EM
   model (quantile-transformed scores, each step emits its current score, learned
-  P(correct | error)).
+  P(correct | error)), also with score densities that depend on the step's token count.
 * **Baselines**: Platt-scaled min and last score; a logistic regression on (min, last, mean,
   product, steps, tokens).
 * **Step labels**: the real files have none, so the per-step and first-error figures use the
@@ -82,6 +82,7 @@ release = load_model()
 est = LatentClassObservationModel(random_state=0).fit(train.sequences(), train.correct.tolist())
 em_today = em_trim_model(est, release, source="train split")
 new = CalibratedScoreModel(learn_epsilon=True).fit(train)
+new_tok = CalibratedScoreModel(learn_epsilon=True, token_bins=4).fit(train)
 fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
 ax[0].hist(s, bins=np.linspace(0, 1, 21), color="tab:blue")
 ax[0].set_title("raw step scores on the 0.05 grid", fontsize=9)
@@ -97,7 +98,9 @@ Intervals: 100 problem resamples, paired. "Δ best" is the paired difference to 
 baseline by held-out AUROC."""),
     ("code", """\
 res = A.heldout_comparison(train, test, {"release model": release, "EM model (today)": em_today},
-                           extra={"calibrated EM (learned ε)": new.predict_correct(test)},
+                           extra={"calibrated EM (learned ε)": new.predict_correct(test),
+                                  "calibrated EM, token-dependent (learned ε)":
+                                      new_tok.predict_correct(test)},
                            n_boot=100, seed=0)
 def ci(v):
     return f"{v['value']:.4f} [{v['lo']:.4f}, {v['hi']:.4f}]"
@@ -106,7 +109,8 @@ for name, m in res["scores"].items():
     rows.append(f"| {name} | {ci(m['auroc'])} | {ci(m['auroc_minus_best_baseline'])} | "
                 f"{m['brier']['value']:.4f} | {m['log_loss']['value']:.4f} | {m['ece']['value']:.4f} |")
 display(Markdown(f"best baseline: **{res['best_baseline']}**\\n\\n" + "\\n".join(rows)))
-ll = dict(res["score_loglik"], **{"calibrated EM (learned ε)": new.step_log_likelihood(test)})
+ll = dict(res["score_loglik"], **{"calibrated EM (learned ε)": new.step_log_likelihood(test),
+                                  "token-dependent": new_tok.step_log_likelihood(test)})
 print("held-out log-likelihood per step of the raw score sequence (nats):",
       {k: round(v, 3) for k, v in ll.items()})"""),
     ("code", """\
