@@ -81,13 +81,16 @@ def main() -> None:
     ap.add_argument("--agg-iterations", type=int, default=100)
     ap.add_argument("--seq-iterations", type=int, default=120)
     ap.add_argument("--no-seq", action="store_true")
+    ap.add_argument("--no-learned", action="store_true",
+                    help="skip TRIM-Agg and TRIM-Seq (no PPO training)")
     ap.add_argument("--calibration", default=PAIRED_CALIBRATION_FILE)
     ap.add_argument("--boot", type=int, default=200)
     args = ap.parse_args()
     tag = "_" + Path(args.calibration).stem
-    import torch
+    if not args.no_learned:
+        import torch
 
-    torch.set_num_threads(1)
+        torch.set_num_threads(1)
     t0 = time.time()
     model, sim = load_model(), load_simulator(calibration=args.calibration)
     sc = sim.scenario(args.n, args.seed)
@@ -114,10 +117,10 @@ def main() -> None:
         for belief, key in (("release", "TRIM-POMDP (release rule)"),
                             ("filter", "TRIM-POMDP (Bayes filter)")):
             add(key, run(pomdp_router(pol, belief=belief, record=False)), lam)
-    for lam in AGG_LAMS:
+    for lam in ([] if args.no_learned else AGG_LAMS):
         add("TRIM-Agg", run(StepRouter(learned("agg", lam, args.agg_iterations, sim, tag),
                                        record=False)), lam)
-    if not args.no_seq:
+    if not (args.no_seq or args.no_learned):
         for lam in SEQ_LAMS:
             add("TRIM-Seq", run(StepRouter(learned("seq", lam, args.seq_iterations, sim, tag),
                                            record=False)), lam)

@@ -44,6 +44,13 @@ the measured TRIM-Thr curve on an independent seed in ``benchmarks/calibration.p
 **Paired steps** (``paired_tokens=True``, the calibration ``data/sim/calibration_math500_paired
 .json``; issue 19) replaces assumption 5 and refines 4, because the real data pair them:
 
+1b. The weak model's difficulty is not the 7B's: its per-problem logit is logit a_j + δ_w + τ·z,
+    z ~ N(0, 1) drawn per simulated problem (δ_w refitted by quadrature so weak-only accuracy
+    stays 0.364; ``weak_difficulty_sd`` τ). The same z moves the scores of its correct drafts,
+    logit s' += β·z (``score_difficulty`` β): a problem that is easy for the weak model also
+    gets surer PRM scores, hard ones lower scores on correct steps too, so a solution's scores
+    are dependent through its problem, not only through the 7B pool. Strong-model difficulty
+    is the 7B's (δ_s only).
 4b. A weak draft's score and token count come from the *same* real step (``ScorePools``' paired
     pools). In the 7B dumps a step's length falls steeply with its score (mean 149 tokens below
     0.05, 34 above 0.9; first wrong steps 109 vs 37 for correct ones), and the POMDP prices a
@@ -63,7 +70,7 @@ the measured TRIM-Thr curve on an independent seed in ``benchmarks/calibration.p
    normal-score ranks within a problem's pool is 0.06, so steps stay independent given the
    problem.
 
-The paired model's shape parameters (d_ok, d_err, d_post, a, γ, ρ) are fitted on the measured
+The paired model's shape parameters (d_ok, d_err, d_post, a, γ, ρ, τ, β) are fitted on the measured
 TRIM-Thr curve only (:func:`trimpomdp.sim.fitting.fit_thr`); the measured TRIM-POMDP curve is the
 out-of-sample check (:mod:`trimpomdp.sim.validation`, ``benchmarks/sim_validation.py``).
 
