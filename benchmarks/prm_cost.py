@@ -42,15 +42,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from trimpomdp.generation.prm_vllm import VLLMPoolingPRM  # noqa: E402
-from trimpomdp.generation.prompting import prm_messages  # noqa: E402
+from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
+from trimpomdp.generation.prompting import prm_messages
 
 DATA = ROOT.parent / "shared" / "data" / "prm800k" / "phase1_test.stepwise-critic.jsonl.gz"
 
 
 def load_problems(path: Path, n: int, min_steps: int, max_steps: int) -> list[dict[str, Any]]:
     """[{question, steps, drafts: {k: rejected alternative of step k}}], in file order."""
-    rows = [json.loads(line) for line in gzip.open(path, "rt", encoding="utf-8")]
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
     by_q: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_q[r["instruction"]].append(r)
@@ -246,8 +247,8 @@ def main() -> None:
     tmp = args.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(args.out.with_suffix(".json"))
-    lines = ["| scorer | problems | steps | single pass (tokens) | old: computed, × single | "
-             "new: computed, × single (mean / max) | max abs score diff | old / new s |",
+    lines = [("| scorer | problems | steps | single pass (tokens) | old: computed, × single | "
+             "new: computed, × single (mean / max) | max abs score diff | old / new s |"),
              "|---|---|---|---|---|---|---|---|"]
     for k in ("vllm", "hf"):
         if k in result:

@@ -19,7 +19,7 @@ from trimpomdp.generation.live import LiveRunConfig, run_live
 from trimpomdp.generation.openai_compat import OpenAICompletionsBackend
 from trimpomdp.generation.prm_self import SelfScorePRM
 from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
-from trimpomdp.generation.prompting import generation_messages
+from trimpomdp.generation.prompting import generation_messages, prm_messages
 from trimpomdp.generation.protocols import SamplingParams
 from trimpomdp.generation.runlog import read_runlog
 
@@ -133,3 +133,206 @@ def test_real_end_to_end_run_and_resume(live, tmp_path):
         for s in steps:
             assert 0.0 <= s["score"] <= 1.0
             assert s["action"] == ("regenerate" if s["score"] < 0.55 else "continue")
+
+
+# ---------------------------------------------------------------- linear-cost PRM scoring (#16)
+#: real multi-step text (PRM800K-style), long enough to span several 32-token cache blocks
+LONG_STEPS = [
+    ("Let's call the price of a pencil p and the price of a jumbo eraser e. Then we can write "
+    "two equations."),
+    "The first equation is 3p + e = 124, and the second equation is 5p + e = 182.",
+    "Subtracting the first equation from the second one gives 2p = 58, so p = 29.",
+    ("We can check this by substituting p = 29 into the first equation: 3 * 29 + e = 124, so "
+    "e = 37."),
+    "So the price of a pencil is $\\boxed{29}$ cents.",
+]
+PENCILS = ("Three pencils and a jumbo eraser cost $\\$1.24$. Five pencils and a jumbo eraser cost "
+           "$\\$1.82$. No prices include tax. In cents, what is the cost of a pencil?")
+
+
+@pytest.fixture(scope="session")
+def prm_last(live):
+    """A second PRM server: the trimpomdp plugin, ``classify`` (last-token) pooling, prefix
+    caching with 32-token blocks (the CPU minimum)."""
+    from servers import prm_server
+
+    srv = prm_server(live["servers"]["prm"].python, live["models"]["prm"], last_pool=True,
+                     max_model_len=1024).start()
+    try:
+        srv.wait_healthy()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _computed(url):
+    """(prompt tokens computed, served from the prefix cache) from the server's /metrics."""
+    import urllib.request
+
+    text = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
+    got = {"local_compute": 0.0, "local_cache_hit": 0.0}
+    for line in text.splitlines():
+        if line.startswith("vllm:prompt_tokens_by_source_total{"):
+            for k in got:
+                if f'source="{k}"' in line:
+                    got[k] += float(line.rsplit(" ", 1)[1])
+    return got["local_compute"], got["local_cache_hit"]
+
+
+def test_last_token_pooling_equals_step_pooling_and_is_served_from_the_prefix_cache(live,
+                                                                                    prm_last):
+    step_url, last_url = live["urls"]["prm"], prm_last.url
+
+    async def go():
+        stock = VLLMPoolingPRM(step_url, retry=RETRY)
+        new = VLLMPoolingPRM(last_url, retry=RETRY, cache_salt=True)
+        try:
+            modes = (await stock.resolve_mode(), await new.resolve_mode())
+            single = (await stock.http.post("/tokenize", {
+                "messages": prm_messages(PENCILS, LONG_STEPS),
+                "add_generation_prompt": False}))["count"]
+            ref = await stock.score_steps(PENCILS, LONG_STEPS)
+            o0 = _computed(step_url)
+            old = [await stock.score_steps(PENCILS, LONG_STEPS[:k + 1])
+                   for k in range(len(LONG_STEPS))]
+            o1 = _computed(step_url)
+            s = new.session(PENCILS)
+            n0 = _computed(last_url)
+            inc = [await s.score(LONG_STEPS[:k + 1]) for k in range(len(LONG_STEPS))]
+            n1 = _computed(last_url)
+            ids = await new.prompt_ids(PENCILS, LONG_STEPS)
+            cuts = [i + 1 for i, t in enumerate(ids) if t == new.marker_id]
+            return modes, single, ref, old, inc, (o1[0] - o0[0], o1[1] - o0[1]), \
+                (n1[0] - n0[0], n1[1] - n0[1]), new.requests, cuts
+        finally:
+            await stock.aclose()
+            await new.aclose()
+    modes, single, ref, old, inc, (old_c, old_hit), (new_c, new_hit), reqs, cuts = _run(go())
+    assert modes == ("step", "last")  # the stock server cannot: STEP fallback
+    for k in range(len(LONG_STEPS)):  # the last-token score of each marker == STEP pooling's
+        assert inc[k] == pytest.approx(ref[:k + 1], abs=1e-3)
+        assert old[k] == pytest.approx(ref[:k + 1], abs=1e-5)
+    assert old_hit == 0 and old_c >= 2.5 * single  # STEP pooling never reads the cache
+    # each request computes its new step plus the previous prompt's tail past its last full
+    # 32-token block (only full blocks are cached): at most one pass + 31 tokens per step
+    tails = sum(c % 32 for c in cuts[:-1])
+    assert new_hit > 0 and new_c <= cuts[-1] + tails + 1, (new_c, cuts)
+    assert new_c <= single + 32 * (len(LONG_STEPS) - 1) and 2.5 * new_c < old_c
+    assert reqs == 1 + len(LONG_STEPS)  # the probe + one request per new step
+
+
+def test_over_long_prm_input_is_one_truncated_request(live, prm_last):
+    steps = [f"Step {i}: " + "we keep adding the numbers one by one " * 6 for i in range(30)]
+
+    async def go(url):
+        prm = VLLMPoolingPRM(url, retry=RETRY)
+        try:
+            await prm.resolve_mode()
+            r0 = prm.requests
+            scores = await prm.score_steps(QUESTION, steps)
+            return scores, prm.requests - r0
+        finally:
+            await prm.aclose()
+    step_scores, n_step = _run(go(live["urls"]["prm"]))
+    assert n_step == 1 and len(step_scores) == 30  # > 1024 tokens: one request, left-truncated
+    assert step_scores[0] == 1.0 and 0.0 < step_scores[-1] < 1.0  # cut markers score 1.0
+    last_scores, n_last = _run(go(prm_last.url))
+    assert n_last == 30 and all(0.0 < s < 1.0 for s in last_scores)
+    assert last_scores[-1] == pytest.approx(step_scores[-1], abs=1e-3)  # same last 1024 tokens
+
+
+def test_real_end_to_end_run_with_last_token_prm(live, prm_last, tmp_path):
+    urls = live["urls"]
+    probs = [Problem(problem_id="t0", question="What is $2+3$?", answer="5")]
+    cfg = LiveRunConfig(weak_url=urls["weak"], strong_url=urls["strong"], prm=prm_last.url,
+                        policy="thr:0.55", dataset="inline", concurrency=1, max_steps=3,
+                        max_step_tokens=24, seed=0)
+    summary = _run(run_live(probs, cfg, tmp_path))
+    assert summary["ok"] == 1
+    (rec,) = read_runlog(tmp_path)
+    for s in rec["steps"]:
+        assert 0.0 < s["score"] < 1.0
+        assert s["action"] == ("regenerate" if s["score"] < 0.55 else "continue")
+
+
+# ---------------------------------------------------------------- in-process vLLM engine (#16)
+@pytest.fixture(scope="session")
+def engine_result(live, tmp_path_factory):
+    """Run tests/generation/engine_check.py in the vLLM interpreter (the engines live there)."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    py = live["servers"]["prm"].python
+    need = subprocess.run([py, "-c", "import scipy, sklearn, tqdm"], capture_output=True,
+                          check=False)
+    if need.returncode:
+        pytest.skip("the vLLM interpreter lacks trimpomdp's core dependencies (scipy, "
+                    "scikit-learn, tqdm); .ci/live.sh installs them")
+    out = tmp_path_factory.mktemp("engine")
+    env = dict(os.environ, PYTHONPATH=str(here.parents[1]), HF_HUB_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1", VLLM_NO_USAGE_STATS="1",
+               VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+               VLLM_CPU_OMP_THREADS_BIND=os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind"),
+               TRIMPOMDP_VLLM_PLUGIN_DIR=str(out / "plugin"))
+    r = subprocess.run([py, str(here / "engine_check.py"), str(live["models"]["weak"].parent),
+                        str(out)], env=env, capture_output=True, text=True, timeout=1800,
+                       check=False)
+    if r.returncode:
+        pytest.fail(f"engine_check.py exited with {r.returncode}:\n{r.stdout[-3000:]}\n"
+                    f"{r.stderr[-3000:]}")
+    return json.loads((out / "result.json").read_text()), out
+
+
+@pytest.mark.parametrize("name", ["weak", "strong"])
+def test_in_process_engine_generates_like_the_http_server(live, engine_result, name):
+    res, _ = engine_result
+    greedy = SamplingParams(temperature=0.0, max_tokens=24)
+
+    async def go(steps):
+        b = OpenAICompletionsBackend(live["urls"][name], name=name, retry=RETRY)
+        try:
+            return await b.generate_step(generation_messages(QUESTION, steps), stop=["\n\n"],
+                                         sampling=greedy)
+        finally:
+            await b.aclose()
+    for key, steps in ((name, ["We add the two numbers."]), (name + "_first", [])):
+        http = _run(go(steps))
+        assert (res[key]["text"], res[key]["tokens"], res[key]["stopped"],
+                res[key]["finish"]) == (http.text, http.tokens, http.stopped_on_stop,
+                                        http.finish_reason)
+
+
+def test_in_process_engine_prm_is_last_token_and_matches_step_and_transformers(live,
+                                                                              engine_result):
+    pytest.importorskip("torch", reason="the reference scorer runs the PRM with transformers")
+    from trimpomdp.generation.prm_hf import HFLocalPRM
+
+    res, _ = engine_result
+    steps = ["We add 2 and 3.", "This gives 5.", "The answer is $\\boxed{5}$."]
+    assert res["prm_mode"] == "last"  # the plugin registered in-process: classify served
+    assert res["prm_last"] == pytest.approx(res["prm_step"], abs=1e-3)
+    local = HFLocalPRM(live["models"]["prm"]).score_sync(QUESTION, steps)
+    assert res["prm_last"] == pytest.approx(local, abs=2e-3)
+    t = res["prm_session_tokens"]  # 3 prefixes: the later ones start from the cached blocks
+    assert t["cached"] > 0 and t["prompt"] - t["cached"] <= t["single"] + 2 * 32
+
+
+def test_in_process_engine_end_to_end_run_and_resume(engine_result):
+    res, out = engine_result
+    first, second = res["runs"]
+    assert (first["finished"], first["failed"]) == (2, 0)
+    assert (second["skipped"], second["finished"], second["failed"]) == (2, 1, 0)
+    recs = read_runlog(out / "run")
+    assert sorted(r["problem_id"] for r in recs) == ["t0", "t1", "t2"]
+    for r in recs:
+        steps = r["steps"]
+        assert 1 <= r["n_steps"] == len(steps) <= 4
+        assert r["strong_tokens"] == sum(s.get("strong_tokens", 0) for s in steps)
+        assert r["weak_tokens"] >= sum(s["draft_tokens"] for s in steps)
+        for s in steps:
+            assert 0.0 <= s["score"] <= 1.0
+            assert s["action"] == ("regenerate" if s["score"] < 0.55 else "continue")
+    assert res["weak_counts"]["cached"] > 0  # the engine's prefix cache serves the next steps
