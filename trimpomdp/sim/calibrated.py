@@ -391,7 +391,7 @@ class CalibratedSimulator(BaseEstimator):
             arrays[f"ss_{pool}"] = P.draw(pool, prob, rng.random(shape))
         p_w = self.p_weak_[prob]
         if self.tau_ > 0 or self.beta_ != 0:  # assumption 1b (drawn last: other draws unchanged)
-            z = rng.standard_normal(prob.shape[0])
+            z: np.ndarray = np.asarray(rng.standard_normal(prob.shape[0]))
             if self.tau_ > 0:
                 p_w = _sigmoid(self._base_logit[prob] + self.delta_w_tau_ + self.tau_ * z) ** (
                     1.0 / self._mean_len[prob])
