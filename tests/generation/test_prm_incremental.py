@@ -135,6 +135,133 @@ def test_open_session_falls_back_to_full_rescoring():
     assert prm.calls == [["a b", "c"]] and asyncio.run(s.score([])) == []
 
 
+# ---------------------------------------------------------------------------- vLLM /pooling client
+class _FakePRMServer:
+    """A /pooling server that tokenizes one character per token (``<extra_0>`` = id 99) and
+    scores a marker by a hash of the ids up to it, for STEP (whole chat) and classify (last
+    token) requests alike; ``last=False`` answers classify like a stock vLLM 0.32 PRM server."""
+
+    def __init__(self, last: bool) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.last, self.bodies = last, []
+        srv = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                return None
+
+            def _send(self, code, doc):
+                raw = json.dumps(doc).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self):
+                self._send(200, {"data": [{"id": "prm"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                srv.bodies.append((self.path, body))
+                if self.path == "/tokenize":
+                    ids = [99] if body.get("prompt") == "<extra_0>" else srv.ids(body["messages"])
+                    return self._send(200, {"tokens": ids, "count": len(ids)})
+                if body.get("task") == "classify":
+                    if not srv.last:
+                        return self._send(400, {"error": {"message": "Try switching the model's "
+                                                          "pooling_task via --pooler-config"}})
+                    p = srv.p(body["input"])
+                    return self._send(200, {"data": [{"index": 0, "data": [1 - p, p]}]})
+                ids = srv.ids(body["messages"])
+                rows = [[1 - srv.p(ids[:i + 1]), srv.p(ids[:i + 1])]
+                        for i, t in enumerate(ids) if t == 99]
+                return self._send(200, {"data": [{"index": 0, "data": rows}]})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def ids(messages):
+        head = "".join(m["content"] for m in messages[:-1])
+        out = [100 + ord(c) % 50 for c in head]
+        for part in messages[-1]["content"].split("<extra_0>")[:-1]:
+            out += [100 + ord(c) % 50 for c in part] + [99]
+        return out + [7, 8]  # the template's closing tokens
+
+    @staticmethod
+    def p(ids):
+        import zlib
+
+        return 0.05 + 0.9 * (zlib.crc32(json.dumps(ids).encode()) % 1000) / 999
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_vllm_client_scores_each_new_step_with_one_last_token_request():
+    pytest.importorskip("httpx", reason="the vLLM client uses httpx")
+    from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
+
+    srv = _FakePRMServer(last=True)
+    steps = ["We add.", "So 5.", "Hence \\boxed{5}."]
+
+    async def go():
+        prm = VLLMPoolingPRM(srv.url, cache_salt=True)
+        step = VLLMPoolingPRM(srv.url, mode="step")
+        try:
+            s = prm.session("2+3?")
+            got = [await s.score(steps[:1]), await s.score([steps[0], "a draft"]),
+                   await s.score(steps[:2]), await s.score(steps)]
+            ref = [await step.score_steps("2+3?", c) for c in
+                   (steps[:1], [steps[0], "a draft"], steps[:2], steps)]
+            return prm.mode, got, ref
+        finally:
+            await prm.aclose()
+            await step.aclose()
+    try:
+        mode, got, ref = asyncio.run(go())
+    finally:
+        srv.close()
+    assert mode == "last"
+    assert got == ref  # the last-token score of each marker == STEP pooling's
+    last = [b for path, b in srv.bodies if path == "/pooling" and b.get("task") == "classify"]
+    # the probe + 4 new steps (step 0 once, the draft, step 1, step 2): nothing re-scored
+    assert len(last) == 5 and all(b["input"][-1] == 99 for b in last)
+    assert all(b["truncate_prompt_tokens"] == -1 and b["truncation_side"] == "left"
+               for b in last[1:])
+    salts = {b.get("cache_salt") for b in last[1:]}
+    assert len(salts) == 1 and None not in salts
+    assert last[4]["input"][:len(last[3]["input"])] == last[3]["input"]  # a cached prefix
+
+
+def test_vllm_client_falls_back_to_step_pooling_on_a_stock_server():
+    pytest.importorskip("httpx", reason="the vLLM client uses httpx")
+    from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
+
+    srv = _FakePRMServer(last=False)
+
+    async def go():
+        prm = VLLMPoolingPRM(srv.url)
+        try:
+            s = open_session(prm, "2+3?")
+            return await s.score(["We add.", "So 5."]), prm.mode, prm.probe_note
+        finally:
+            await prm.aclose()
+    try:
+        scores, mode, note = asyncio.run(go())
+    finally:
+        srv.close()
+    assert mode == "step" and "pooling_task" in note and len(scores) == 2
+    step = [b for path, b in srv.bodies if path == "/pooling" and "messages" in b]
+    assert len(step) == 1 and step[0]["truncate_prompt_tokens"] == -1
+
+
 # ---------------------------------------------------------------------------- transformers PRM
 torch = pytest.importorskip("torch", reason="the local PRM runs on torch")
 pytest.importorskip("transformers", reason="the local PRM uses transformers")
