@@ -50,13 +50,14 @@ _NUM = re.compile(r"Problem (\d+):")
 class DriftPRM(StubUpstream):
     """The PRM stub: per-question hashed step scores, ``drop`` lower from question ``drop_at``."""
 
-    def __init__(self, *, drop_at: int, drop: float = 0.1) -> None:
+    def __init__(self, *, drop_at: int, drop: float = 0.1, salt: int = 0) -> None:
         super().__init__("prm")
         self.drop_at = drop_at
         self.drop = drop
+        self.salt = salt
 
     def score(self, question: str, i: int) -> float:
-        p = 0.05 + 0.9 * (zlib.crc32(f"{question}|{i}".encode()) % 10007) / 10006
+        p = 0.05 + 0.9 * (zlib.crc32(f"{self.salt}|{question}|{i}".encode()) % 10007) / 10006
         m = _NUM.search(question)
         if m is not None and int(m.group(1)) >= self.drop_at:
             p -= self.drop
@@ -82,12 +83,14 @@ class VarStepModel(StubUpstream):
     length a hash of the question's number and the step index, the same for both models (so a
     rewrite costs what the draft did, and strong-only tokens are the answer's tokens)."""
 
+    salt = 0
+
     async def _answer(self, request: web.Request, path: str) -> web.StreamResponse:
         body = await request.json()
         prompt = body.get("prompt") or (body.get("messages") or [{}])[-1].get("content", "")
         k = _steps_done(prompt)
         num = _number(json.dumps(body))
-        n_words = 5 + zlib.crc32(f"{num}|{k}".encode()) % 56
+        n_words = 5 + zlib.crc32(f"{self.salt}|{num}|{k}".encode()) % 56
         words = [f"Step {k} of {self.tag}.", *(["w"] * (n_words - 4))]
         last = k + 1 >= self.n_steps
         if last:
@@ -148,19 +151,21 @@ def metrics_state(url: str) -> dict[str, float]:
 
 def run(n: int = 400, *, target: float = 0.2, window: int = 100, tail: int = 100,
         n_steps: int = 8, concurrency: int = 4, sim_problems: int = 2000,
-        drop: float = 0.1, tuned: bool = True) -> dict[str, Any]:
+        drop: float = 0.1, tuned: bool = True, salt: int = 0) -> dict[str, Any]:
     """The runs on fresh servers; the figures (and the per-request rows) as a dict.
 
     ``tuned`` adds a third run: a fixed λ tuned on this very traffic before the drop (the
     geometric mean of the closed loop's λ over the ``tail`` requests before it), which shows
-    what the drift alone does to an open-loop λ that was right.
+    what the drift alone does to an open-loop λ that was right. ``salt`` changes the hashes
+    (scores and step lengths): another draw of the same traffic.
     """
     drop_at = n // 2
     out: dict[str, Any] = {"n": n, "target": target, "window": window, "tail": tail,
                            "n_steps": n_steps, "concurrency": concurrency, "drop_at": drop_at,
-                           "drop": drop, "sim_problems": sim_problems}
+                           "drop": drop, "sim_problems": sim_problems, "salt": salt}
     with VarStepModel("weak", n_steps=n_steps) as w, VarStepModel("strong", n_steps=n_steps) as s, \
-            DriftPRM(drop_at=drop_at, drop=drop) as p:
+            DriftPRM(drop_at=drop_at, drop=drop, salt=salt) as p:
+        w.salt = s.salt = salt
         up = {"weak": w, "strong": s, "prm": p}
         for mode in ("open", "closed", "tuned") if tuned else ("open", "closed"):
             kw: dict[str, Any] = {"budget_sim_problems": sim_problems, "timeout": 60.0}
@@ -231,7 +236,8 @@ def plot(res: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def report(res: dict[str, Any], cmd: str) -> str:
+def report(all_res: list[dict[str, Any]], cmd: str) -> str:
+    res = all_res[0]
     t, tail = res["target"], res["tail"]
     lines = [
         "# Closed-loop strong-token-share budget (benchmarks/closed_loop.py)", "",
@@ -243,6 +249,7 @@ def report(res: dict[str, Any], cmd: str) -> str:
         f"simulator problems for `lambda_for_budget`: {res['sim_problems']}."), "",
         ("Share = Σ strong tokens / Σ strong-only tokens (strong-only estimated as the answer's own "
         "tokens: rewritten steps' strong tokens + kept weak drafts), per window of requests."), "",
+        f"Salt {res['salt']} (the plotted run):", "",
         (f"| | share, requests {res['drop_at'] - tail}–{res['drop_at'] - 1} (before the drop) | "
         f"share, last {tail} requests | miss vs {t:g} (last {tail}) | λ first → last | wall s |"),
         "|---|---|---|---|---|---|",
@@ -260,10 +267,16 @@ def report(res: dict[str, Any], cmd: str) -> str:
     if st:
         lines += ["", "Closed-loop state on `/metrics` at the end: " + ", ".join(
             f"`trim_closed_loop_{k}` {v:g}" for k, v in st.items()), ""]
-    ok = abs(res["closed"]["miss_last"]) <= 0.02 < abs(res["open"]["miss_last"])
-    lines += ["", (f"Closed loop within ±0.02 of the target over the last {tail} requests and the "
-              f"open loop outside it: **{'yes' if ok else 'no'}**."), "",
-              "![share and λ](closed_loop.png)", ""]
+    lines += ["", (f"Every salt (another draw of scores and step lengths): share over the last {tail} "
+              f"requests, miss vs {t:g}"), "",
+              ("| salt | open loop | fixed λ tuned before the drop | closed loop | closed within "
+              "±0.02, open loop outside |"), "|---|---|---|---|---|"]
+    for r in all_res:
+        ok = abs(r["closed"]["miss_last"]) <= 0.02 < abs(r["open"]["miss_last"])
+        cells = [f"{r[m]['share_last']:.4f} ({r[m]['miss_last']:+.4f})" if m in r else "—"
+                 for m in ("open", "tuned", "closed")]
+        lines.append(f"| {r['salt']} | " + " | ".join(cells) + f" | {'yes' if ok else 'no'} |")
+    lines += ["", "![share and λ](closed_loop.png)", ""]
     return "\n".join(lines)
 
 
@@ -274,14 +287,17 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--sim-problems", type=int, default=2000)
+    ap.add_argument("--salts", default="0", help="comma-separated draws (hash salts)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "closed_loop"))
     args = ap.parse_args()
-    res = run(args.n, target=args.target, window=args.window, tail=min(100, args.n // 4),
-              concurrency=args.concurrency, sim_problems=args.sim_problems)
+    all_res = [run(args.n, target=args.target, window=args.window, tail=min(100, args.n // 4),
+                   concurrency=args.concurrency, sim_problems=args.sim_problems, salt=int(x))
+               for x in args.salts.split(",")]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=1))
-    plot(res, out.with_suffix(".png"))
+    out.with_suffix(".json").write_text(json.dumps(all_res, separators=(",", ":")))
+    plot(all_res[0], out.with_suffix(".png"))
+    res = all_res
     cmd = "python benchmarks/closed_loop.py " + " ".join(sys.argv[1:])
     out.with_suffix(".md").write_text(report(res, cmd.strip()))
     print(report(res, cmd.strip()))

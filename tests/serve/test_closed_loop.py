@@ -154,7 +154,7 @@ def test_closed_loop_holds_the_share_through_a_prm_drift_where_open_loop_misses(
     deterministic (one request at a time, hashed scores)."""
     bench = _bench()
     res = bench.run(160, target=0.2, window=40, tail=40, n_steps=8, concurrency=1,
-                    sim_problems=100)
+                    sim_problems=100, tuned=False)
     closed, open_ = res["closed"], res["open"]
     print({k: (closed[k], open_[k]) for k in ("share_last", "share_before_drop", "lambda_last")})
     assert abs(closed["miss_last"]) <= 0.03
