@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from trimpomdp.errors import BackendError, InputError
+from trimpomdp.generation import vllm_prm_plugin
 from trimpomdp.generation.prm_incremental import ScoreMemo
 from trimpomdp.generation.prompting import (
     PRM_STEP_MARKER,
@@ -51,8 +52,6 @@ def install_prm_plugin() -> Path:
     Writes the plugin folder, puts it on ``PYTHONPATH`` (worker processes load vLLM's general
     plugins from their entry points) and registers it in this process too.
     """
-    from trimpomdp.generation import vllm_prm_plugin
-
     d = Path(os.environ.get("TRIMPOMDP_VLLM_PLUGIN_DIR")
              or Path(tempfile.gettempdir()) / f"trimpomdp-vllm-plugin-{os.getuid()}")
     vllm_prm_plugin.write_plugin_dir(d)
