@@ -98,13 +98,18 @@ def test_config_checks_the_target():
             config(up, target_share=0.2, target_window=0)
 
 
-def test_cli_options_reach_the_config():
+def test_cli_options_and_config_file_reach_the_config(tmp_path):
     p = argparse.ArgumentParser()
     add_arguments(p)
     args = p.parse_args(["--weak", "http://w", "--strong", "http://s", "--prm", "http://p",
                          "--target-share", "0.25", "--target-window", "40"])
     cfg = config_from_args(args)
     assert cfg.target_share == 0.25 and cfg.target_window == 40
+    toml = tmp_path / "serve.toml"
+    toml.write_text('weak = "http://w"\nstrong = "http://s"\nprm = "http://p"\n'
+                    "target_share = 0.3\ntarget-window = 50\n")
+    cfg = config_from_args(p.parse_args(["--config", str(toml)]))
+    assert cfg.target_share == 0.3 and cfg.target_window == 50
 
 
 def test_server_state_on_metrics_and_budget_requests_bypass_the_loop():
@@ -150,13 +155,17 @@ def test_server_state_on_metrics_and_budget_requests_bypass_the_loop():
 
 
 def test_closed_loop_holds_the_share_through_a_prm_drift_where_open_loop_misses():
-    """benchmarks/closed_loop.py at a smaller scale (160 requests, drop at 80, window 40):
-    deterministic (one request at a time, hashed scores)."""
+    """benchmarks/closed_loop.py at a smaller scale: 140 requests of 6 steps, PRM scores 0.1 lower
+    from request 70, window and measured tail 35, one request at a time (scores and step lengths
+    are hashes; only when a fast solve lands varies). The tolerance is wider than the
+    benchmark's ±0.02 because a 35-request window is noisier (measured here: 0.1947)."""
     bench = _bench()
-    res = bench.run(160, target=0.2, window=40, tail=40, n_steps=8, concurrency=1,
+    res = bench.run(140, target=0.2, window=35, tail=35, n_steps=6, concurrency=1,
                     sim_problems=100, tuned=False)
     closed, open_ = res["closed"], res["open"]
     print({k: (closed[k], open_[k]) for k in ("share_last", "share_before_drop", "lambda_last")})
-    assert abs(closed["miss_last"]) <= 0.03
+    assert abs(closed["miss_last"]) <= 0.035
     assert abs(open_["miss_last"]) > 0.1 > abs(closed["miss_last"]) + 0.05
     assert closed["lambda_last"] != open_["lambda_last"]
+    assert closed["metrics"]["requests_total"] == 140
+    assert closed["metrics"]["solves_total"] >= 2
