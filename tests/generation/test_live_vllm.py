@@ -238,7 +238,21 @@ def test_over_long_prm_input_is_one_truncated_request(live, prm_last):
     assert step_scores[0] == 1.0 and 0.0 < step_scores[-1] < 1.0  # cut markers score 1.0
     last_scores, n_last = _run(go(prm_last.url))
     assert n_last == 30 and all(0.0 < s < 1.0 for s in last_scores)
-    assert last_scores[-1] == pytest.approx(step_scores[-1], abs=1e-3)  # same last 1024 tokens
+
+    async def step_on_window():  # STEP pooling of the same 1024 tokens ending at the last marker
+        new, stock = VLLMPoolingPRM(prm_last.url, retry=RETRY), VLLMPoolingPRM(
+            live["urls"]["prm"], retry=RETRY)
+        try:
+            await new.resolve_mode()
+            ids = await new.prompt_ids(QUESTION, steps)
+            end = max(i for i, t in enumerate(ids) if t == new.marker_id)
+            doc = await stock.http.post("/pooling", {"input": ids[:end + 1][-1024:],
+                                                     "add_special_tokens": False})
+            return doc["data"][0]["data"][-1][1]
+        finally:
+            await new.aclose()
+            await stock.aclose()
+    assert last_scores[-1] == pytest.approx(_run(step_on_window()), abs=1e-3)
 
 
 def test_real_end_to_end_run_with_last_token_prm(live, prm_last, tmp_path):
