@@ -169,6 +169,52 @@ def run_hf(problems: list[dict[str, Any]], prm_dir: Path, drafts: bool) -> list[
     return out
 
 
+async def run_engine(problems: list[dict[str, Any]], prm_dir: Path,
+                     drafts: bool) -> list[dict[str, Any]]:
+    """The in-process vLLM engine (run with the vLLM interpreter): STEP and last-token modes of
+    one engine, tokens computed = prompt tokens - vLLM's ``num_cached_tokens``. No cache salt:
+    problems share cached blocks (the system prompt), as with ``--shared-cache``."""
+    from trimpomdp.generation.engine_vllm import VLLMEnginePRM
+
+    prm = VLLMEnginePRM(prm_dir, engine_args={"max_model_len": 2048, "block_size": 32,
+                                              "max_num_seqs": 4})
+    out = []
+    try:
+        assert await prm.resolve_mode() == "last"
+        await prm.score_steps("warm-up", ["one step"])
+        for i, p in enumerate(problems):
+            q = p["question"]
+            single = len(prm.tokenizer(prm.tokenizer.apply_chat_template(
+                prm_messages(q, p["steps"]), tokenize=False),
+                add_special_tokens=False)["input_ids"])
+            # the last-token pass first: STEP requests write the blocks they compute (they only
+            # never read), so the other order would hand the new pass this problem's blocks
+            prm._mode = "last"
+            s = prm.session(q)
+            a = (prm.prompt_tokens, prm.cached_tokens)
+            t0 = time.perf_counter()
+            new_scores = [await s.score(c) for c in calls(p, drafts)]
+            t_new = time.perf_counter() - t0
+            b = (prm.prompt_tokens, prm.cached_tokens)
+            prm._mode = "step"
+            t0 = time.perf_counter()
+            old_scores = [await prm.session(q).score(c) for c in calls(p, drafts)]
+            t_old = time.perf_counter() - t0
+            c = (prm.prompt_tokens, prm.cached_tokens)
+            prm._mode = "last"
+            diff = max(abs(x - y) for u, v in zip(old_scores, new_scores, strict=True)
+                       for x, y in zip(u, v, strict=True))
+            out.append({"problem": i, "steps": len(p["steps"]), "single_pass": single,
+                        "new_computed": (b[0] - a[0]) - (b[1] - a[1]),
+                        "new_cache_hits": b[1] - a[1], "old_computed": (c[0] - b[0]) - (c[1] - b[1]),
+                        "old_cache_hits": c[1] - b[1], "old_requests": 0, "new_requests": 0,
+                        "old_s": t_old, "new_s": t_new, "max_abs_score_diff": diff})
+            print(json.dumps(out[-1]), flush=True)
+    finally:
+        await prm.aclose()
+    return out
+
+
 def summarize(recs: list[dict[str, Any]]) -> dict[str, Any]:
     import numpy as np
 
@@ -213,6 +259,8 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=Path(os.environ.get(
         "TRIMPOMDP_LIVE_MODELS", Path.home() / ".cache" / "trimpomdp-live" / "models")))
     ap.add_argument("--no-hf", action="store_true", help="skip the transformers PRM")
+    ap.add_argument("--engine", action="store_true",
+                    help="also the in-process vLLM engine (run with the vLLM interpreter)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "prm_cost")
     args = ap.parse_args()
     problems = load_problems(args.data, args.problems, args.min_steps, args.max_steps)
@@ -239,6 +287,10 @@ def main() -> None:
     finally:
         for srv in servers:
             srv.stop()
+    if args.engine:
+        recs = asyncio.run(run_engine(problems, args.models / "prm", args.drafts))
+        result["engine"] = {"summary": summarize(recs), "problems": recs}
+        print("engine", json.dumps(result["engine"]["summary"], indent=1))
     if not args.no_hf:
         recs = run_hf(problems, args.models / "prm", args.drafts)
         result["hf"] = {"summary": summarize(recs), "problems": recs}
@@ -250,7 +302,7 @@ def main() -> None:
     lines = [("| scorer | problems | steps | single pass (tokens) | old: computed, × single | "
              "new: computed, × single (mean / max) | max abs score diff | old / new s |"),
              "|---|---|---|---|---|---|---|---|"]
-    for k in ("vllm", "hf"):
+    for k in ("vllm", "engine", "hf"):
         if k in result:
             s = result[k]["summary"]
             lines.append(f"| {k} | {s['problems']} | {s['steps_mean']:.1f} | "
