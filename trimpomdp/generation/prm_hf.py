@@ -52,7 +52,7 @@ class HFLocalPRM:
 
         tok = AutoTokenizer.from_pretrained(self.model_path)
         marker = tok.convert_tokens_to_ids(PRM_STEP_MARKER)
-        if marker is None or marker == tok.unk_token_id:
+        if not isinstance(marker, int) or marker == tok.unk_token_id:
             raise InputError(f"the tokenizer has no {PRM_STEP_MARKER} token", path=self.model_path)
         cfg = read_json(self.model_path / "config.json")
         if not isinstance(cfg, dict):
