@@ -18,6 +18,11 @@ import scipy.sparse as sp
 
 from trimpomdp.errors import SolverError
 
+try:  # the optional native build unit: pip install ./solvers
+    import trimpomdp_kernels as _installed
+except ImportError:
+    _installed = None
+
 __all__ = ["CSRStack", "backend", "best_alpha", "best_alpha_csr", "dominated", "pivots",
            "sawtooth", "successors", "use"]
 
@@ -32,12 +37,11 @@ def _load() -> ModuleType | None:
     want = os.environ.get("TRIMPOMDP_KERNELS", "auto").strip().lower()
     if want == "numpy":
         return None
-    try:
-        import trimpomdp_kernels as mod  # optional native build unit: ./solvers
-    except ImportError:
+    mod = _installed
+    if mod is None:
         if want == "native":
             raise SolverError("TRIMPOMDP_KERNELS=native but trimpomdp_kernels is not installed "
-                              "(pip install ./solvers)") from None
+                              "(pip install ./solvers)")
         return None
     if getattr(mod, "ABI", None) != ABI:
         if want == "native":

@@ -9,20 +9,22 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+try:  # a scikit-learn dependency; without it BLAS threads are left alone
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
 from trimpomdp._validate import nonneg_float
 from trimpomdp.errors import InputError
+from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
 from trimpomdp.pomdp.tabular import TabularPOMDP
 from trimpomdp.solvers import _kernels
-
-if TYPE_CHECKING:
-    from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
-    from trimpomdp.solvers.info import SolveInfo
+from trimpomdp.solvers.info import SolveInfo
 
 #: models with more states, or sparser transitions, use scipy.sparse kernels.
 SPARSE_STATES = 400
@@ -127,9 +129,7 @@ def single_threaded_blas() -> contextlib.AbstractContextManager:
     is what ``timeout`` counts), so solvers run single-threaded. Needs threadpoolctl (a
     scikit-learn dependency); a no-op without it.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
+    if threadpool_limits is None:  # pragma: no cover
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
 
@@ -371,9 +371,6 @@ class QMDPSolver:
 
     def solve_info(self, pomdp: TabularPOMDP) -> tuple[AlphaVectorPolicy, SolveInfo]:
         """Solve; returns (policy, info) where info.upper is the bound at b0."""
-        from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
-        from trimpomdp.solvers.info import SolveInfo
-
         t0 = time.process_time()
         model = PreparedPOMDP(pomdp)
         if model.gamma >= 1.0:

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from trimpomdp.errors import InputError, SolverError
 from trimpomdp.pomdp.tabular import TabularPOMDP
+from trimpomdp.solvers.bounds import single_threaded_blas
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,8 +79,6 @@ def evaluate_policy(pomdp: TabularPOMDP, policy: Any, *, runs: int = 1000,
     Each run draws s0 ~ b0, then for H steps: a = policy.action(b), reward R[a, s], s' ~ T,
     o ~ O, b ← Bayes update. Terminal states end a run (zero reward afterwards).
     """
-    from trimpomdp.solvers.bounds import single_threaded_blas
-
     with single_threaded_blas():
         return _evaluate(pomdp, policy, runs=runs, horizon=horizon, seed=seed, chunk=chunk)
 

@@ -7,18 +7,15 @@ Perseus (Spaan & Vlassis 2005) backs up random points until each point has impro
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trimpomdp._validate import nonneg_float
 from trimpomdp.errors import InputError
+from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
 from trimpomdp.pomdp.tabular import TabularPOMDP
 from trimpomdp.solvers.bounds import PreparedPOMDP, blind_alphas, fib_values, single_threaded_blas
 from trimpomdp.solvers.info import SolveInfo
-
-if TYPE_CHECKING:
-    from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
 
 METHODS = ("pbvi", "perseus")
 
@@ -148,8 +145,6 @@ class PointBasedSolver:
             return self._solve_info(pomdp)
 
     def _solve_info(self, pomdp: TabularPOMDP) -> tuple[AlphaVectorPolicy, SolveInfo]:
-        from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
-
         t0 = time.process_time()
         deadline = t0 + self.timeout
         rng = np.random.default_rng(self.seed)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from trimpomdp._validate import nonneg_float
 from trimpomdp.errors import InputError, SolverError
+from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
 from trimpomdp.pomdp.tabular import TabularPOMDP
 from trimpomdp.solvers import _kernels
 from trimpomdp.solvers.bounds import (
@@ -27,9 +27,6 @@ from trimpomdp.solvers.bounds import (
     single_threaded_blas,
 )
 from trimpomdp.solvers.info import SolveInfo
-
-if TYPE_CHECKING:
-    from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
 
 #: successors with a smaller observation probability are not expanded.
 P_MIN = 1e-12
@@ -221,8 +218,6 @@ class SARSOPSolver:
             return self._solve_info(pomdp)
 
     def _solve_info(self, pomdp: TabularPOMDP) -> tuple[AlphaVectorPolicy, SolveInfo]:
-        from trimpomdp.policies.alpha_vector import AlphaVectorPolicy
-
         t0 = time.process_time()
         deadline = t0 + self.timeout
         K = PreparedPOMDP(pomdp)
