@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
+
 from trimpomdp.cli._common import parse_lambdas
 from trimpomdp.data import read_traces
 from trimpomdp.evaluation.simplex import plot_policy_map
@@ -24,8 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
 
     model = load_model()
     pset = solve_sweep(model, parse_lambdas(args.lambdas), progress=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,8 +86,6 @@ def plot_policy_map(policy: Any, step: int, tokens_list: Sequence[float] = (30, 
 
 def save_figure(fig: Any, out: str | os.PathLike[str], dpi: int = 120) -> None:
     """Save a matplotlib figure atomically (format from the file suffix)."""
-    from pathlib import Path
-
 
     fmt = Path(out).suffix.lstrip(".") or "png"
     with atomic_write(out, "wb") as fh:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trimpomdp.data.trim_release import read_release_results
@@ -64,9 +66,6 @@ def learned_checkpoints(root: str | os.PathLike[str] = ".",
     ``tracked_only`` keeps only files git tracks, so a notebook's committed output matches what a
     fresh checkout (CI) can reproduce; outside a git checkout every file present is used.
     """
-    import subprocess
-    from pathlib import Path
-
     base = Path(root).resolve()
     files = sorted(p.resolve() for d in dirs if (base / d).is_dir()
                    for p in (base / d).glob("*.json") if p.name.startswith(("agg_", "seq_")))
