@@ -5,9 +5,7 @@ Public names load lazily (a module ``__getattr__``), so ``import trimpomdp`` and
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from trimpomdp._lazy import lazy_getattr
 from trimpomdp._version import __version__
 
 _LAZY = {
@@ -22,10 +20,7 @@ _LAZY = {
 __all__ = ["__version__", *sorted(_LAZY)]  # noqa: PLE0604 - the lazy table is the list
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trimpomdp' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -4,8 +4,7 @@ Names load lazily.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from trimpomdp._lazy import lazy_getattr
 
 _LAZY = {
     "every_prefix": "trimpomdp.data.labels", "release_prefixes": "trimpomdp.data.labels",
@@ -21,7 +20,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)  # noqa: PLE0605 - the lazy table is the list
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trimpomdp.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -1,8 +1,7 @@
 """Class-conditional observation models P(o | c) for the TRIM POMDP (names load lazily)."""
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from trimpomdp._lazy import lazy_getattr
 
 _LAZY = {
     "BaseObservationModel": "trimpomdp.observation.base",
@@ -20,7 +19,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)  # noqa: PLE0605 - the lazy table is the list
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trimpomdp.observation' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

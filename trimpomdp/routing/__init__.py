@@ -5,8 +5,7 @@ A :class:`~trimpomdp.routing.spec.PolicySpec` is parsed once; its factory return
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from trimpomdp._lazy import lazy_getattr
 
 _LAZY = {
     "StepContext": "trimpomdp.routing.types", "Decision": "trimpomdp.routing.types",
@@ -27,7 +26,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)  # noqa: PLE0605 - the lazy table is the list
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trimpomdp.routing' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -6,8 +6,7 @@ built on these simulators: :mod:`trimpomdp.tuning`.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from trimpomdp._lazy import lazy_getattr
 
 _LAZY = {
     "ScorePools": "trimpomdp.sim.pools", "POOLS_FILE": "trimpomdp.sim.pools",
@@ -27,7 +26,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)  # noqa: PLE0605 - the lazy table is the list
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trimpomdp.sim' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
