@@ -25,6 +25,22 @@ from trimpomdp.errors import BackendError
 from trimpomdp.generation.protocols import PRMScorer, PRMSession
 
 
+def check_step_scores(scores: Any, n_steps: int, where: str) -> list[float]:
+    """A PRM's answer as ``n_steps`` probabilities; anything else is a BackendError naming it."""
+    try:
+        vals = [float(s) for s in scores]
+    except (TypeError, ValueError):
+        raise BackendError(f"the PRM {where} returned non-numeric step scores: "
+                           f"{str(scores)[:120]}") from None
+    if len(vals) != n_steps:
+        raise BackendError(f"the PRM {where} returned {len(vals)} scores for {n_steps} steps")
+    for i, v in enumerate(vals):
+        if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+            raise BackendError(f"the PRM {where} returned a step score of {v!r} for step {i}; "
+                               "a probability in [0, 1] was expected")
+    return vals
+
+
 class ScoreMemo:
     """Scores already known for a problem, by step position.
 
@@ -84,19 +100,7 @@ class CheckedSession:
         except Exception as exc:  # noqa: BLE001 - any other failure names the PRM
             raise BackendError(f"the PRM {self.where} sent an unusable answer "
                                f"({type(exc).__name__}: {exc})") from None
-        try:
-            vals = [float(s) for s in scores]
-        except (TypeError, ValueError):
-            raise BackendError(f"the PRM {self.where} returned non-numeric step scores: "
-                               f"{str(scores)[:120]}") from None
-        if len(vals) != len(steps):
-            raise BackendError(f"the PRM {self.where} returned {len(vals)} scores for "
-                               f"{len(steps)} steps")
-        for i, v in enumerate(vals):
-            if not (math.isfinite(v) and 0.0 <= v <= 1.0):
-                raise BackendError(f"the PRM {self.where} returned a step score of {v!r} for "
-                                   f"step {i}; a probability in [0, 1] was expected")
-        return vals
+        return check_step_scores(scores, len(steps), self.where)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -115,4 +119,4 @@ def open_session(prm: Any, question: str) -> PRMSession:
     return CheckedSession(RescoreSession(prm, question), where)
 
 
-__all__ = ["CheckedSession", "RescoreSession", "ScoreMemo", "open_session"]
+__all__ = ["CheckedSession", "RescoreSession", "ScoreMemo", "check_step_scores", "open_session"]

@@ -26,6 +26,7 @@ from typing import Any
 from trimpomdp.errors import BackendError, InputError, TrimpomdpError
 from trimpomdp.generation._http import RetryPolicy
 from trimpomdp.generation.openai_compat import OpenAICompletionsBackend
+from trimpomdp.generation.prm_incremental import check_step_scores
 from trimpomdp.generation.prm_self import SelfScorePRM
 from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
 from trimpomdp.generation.protocols import Message, SamplingParams, StepOutput
@@ -184,19 +185,7 @@ class GuardedPRM:
         except Exception as exc:  # noqa: BLE001
             raise BackendError(f"the PRM {self.where} sent an unusable answer "
                                f"({type(exc).__name__}: {exc})") from None
-        try:
-            vals = [float(s) for s in scores]
-        except (TypeError, ValueError):
-            raise BackendError(f"the PRM {self.where} returned non-numeric step scores: "
-                               f"{str(scores)[:120]}") from None
-        if len(vals) != len(steps):
-            raise BackendError(f"the PRM {self.where} returned {len(vals)} scores for "
-                               f"{len(steps)} steps")
-        for i, v in enumerate(vals):
-            if not (math.isfinite(v) and 0.0 <= v <= 1.0):
-                raise BackendError(f"the PRM {self.where} returned a step score of {v!r} for "
-                                   f"step {i}; a probability in [0, 1] was expected")
-        return vals
+        return check_step_scores(scores, len(steps), self.where)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
