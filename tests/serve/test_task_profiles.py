@@ -132,19 +132,31 @@ def test_run_general_profile_records_no_grade(tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "run.json").read_text())["task"] == "general"
 
 
+def test_a_model_free_rule_takes_the_profile_horizon_as_run_does():
+    # thr:0.5 needs no model: its horizon is the server's step limit (128 for 'thinking')
+    with stubs() as up, ServerThread(config(up, task="thinking")) as srv:
+        assert srv.server.max_steps == 128
+        body = {"model": "trimpomdp", "messages": [{"role": "user", "content": "hi"}]}
+        r = httpx.post(srv.url + "/v1/chat/completions", json=body, timeout=30)
+        assert r.status_code == 200 and r.json()["trim"]["task"] == "thinking"
+        sent = up["weak"].bodies["/v1/chat/completions"][-1]
+        assert sent["chat_template_kwargs"] == {"enable_thinking": True}
+    with stubs() as up, ServerThread(config(up, task="thinking", max_steps=60)) as srv:
+        assert srv.server.max_steps == 60
+
+
 def test_a_profile_horizon_beyond_the_policy_is_clipped_with_a_warning(caplog):
     import logging
 
     with stubs() as up:
         with caplog.at_level(logging.WARNING, logger="trimpomdp"), \
-                ServerThread(config(up, task="thinking")) as srv:
-            assert srv.server.max_steps == 30  # thr:0.5 routes over the bundled 30-step model
+                ServerThread(config(up, task="thinking", policy="pomdp:0.5")) as srv:
+            assert srv.server.max_steps == 30  # the bundled TRIM model's 30-step horizon
             body = {"model": "trimpomdp", "messages": [{"role": "user", "content": "hi"}]}
             r = httpx.post(srv.url + "/v1/chat/completions", json=body, timeout=30)
             assert r.status_code == 200 and r.json()["trim"]["task"] == "thinking"
-            sent = up["weak"].bodies["/v1/chat/completions"][-1]
-            assert sent["chat_template_kwargs"] == {"enable_thinking": True}
         assert any("128 steps" in rec.getMessage() for rec in caplog.records)
-        with pytest.raises(InputError) as ei, ServerThread(config(up, max_steps=60)):
+        with pytest.raises(InputError) as ei, ServerThread(config(up, policy="pomdp:0.5",
+                                                                  max_steps=60)):
             pass
         assert ei.value.field == "max_steps" and "horizon" in ei.value.reason

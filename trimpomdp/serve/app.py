@@ -94,16 +94,18 @@ class TrimServer:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.metrics = ServerMetrics()
-        self.routers = BudgetRouters(config.policy, config.model, cache_size=config.policy_cache,
-                                     sim_problems=config.budget_sim_problems,
-                                     target_share=config.target_share,
-                                     target_window=config.target_window)
-        if config.target_share is not None:
-            self.metrics.closed_loop = self.routers.closed_state
-        self.upstreams: Upstreams | None = None
         self.profile = config.profile()
         #: the step limit in force (resolved against the policy's horizon at start)
         self.max_steps: int = config.max_steps or self.profile.max_steps
+        # model-free rules take the step limit as their horizon (a POMDP's is its model's)
+        self.routers = BudgetRouters(config.policy, config.model, cache_size=config.policy_cache,
+                                     sim_problems=config.budget_sim_problems,
+                                     target_share=config.target_share,
+                                     target_window=config.target_window,
+                                     max_steps=self.max_steps)
+        if config.target_share is not None:
+            self.metrics.closed_loop = self.routers.closed_state
+        self.upstreams: Upstreams | None = None
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
         self.started = time.time()

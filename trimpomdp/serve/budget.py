@@ -56,8 +56,11 @@ class BudgetRouters:
 
     def __init__(self, spec: str, model_path: str | None = None, *, cache_size: int = 32,
                  sim_problems: int = 2000, target_share: float | None = None,
-                 target_window: int = 100, initial_lam: float | None = None) -> None:
+                 target_window: int = 100, initial_lam: float | None = None,
+                 max_steps: int | None = None) -> None:
         self.spec = spec
+        #: horizon of model-free default rules (the server's step limit; None: the model's)
+        self.max_steps = max_steps
         self.model_path = model_path
         self.cache_size = cache_size
         self.sim_problems = sim_problems
@@ -89,7 +92,7 @@ class BudgetRouters:
     def _build_default(self) -> RouterChoice:
         spec = PolicySpec.parse(self.spec)
         model = self._load_model() if spec.uses_model or self.model_path else None
-        return RouterChoice(spec.factory(model), str(spec))
+        return RouterChoice(spec.factory(model, max_steps=self.max_steps), str(spec))
 
     async def start(self) -> RouterChoice:
         """Build the default router (solving a POMDP spec up front)."""
