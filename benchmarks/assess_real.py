@@ -15,7 +15,6 @@ types); baselines: Platt-scaled min and last score, logistic regression on six f
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -113,11 +112,6 @@ def real(name: str, file: Path, prm: str, n_boot: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------
-def transformed_scenario(sc: Any, g: Any) -> Any:
-    return dataclasses.replace(sc, **{k: g.transform(getattr(sc, k)) for k in (
-        "sc_ok", "sc_err", "sc_post", "ss_ok", "ss_err", "ss_post")})
-
-
 def simulated(n_fit: int, n_test: int, lams: list[float], thr: list[float], n_boot: int
               ) -> dict[str, Any]:
     sim = load_simulator()
@@ -133,7 +127,7 @@ def simulated(n_fit: int, n_test: int, lams: list[float], thr: list[float], n_bo
     # step level with true labels (passive replay of the weak drafts), λ = 0.25
     step = {}
     for name, m, d in (("release model", release, test), ("EM model (today)", em, test),
-                       ("calibrated EM, 1 type", new_model, new.transformed(test))):
+                       ("calibrated EM, 1 type", new_model, test)):
         a = assess(m, d, lam=0.25, n_boot=n_boot, seed=0)
         step[name] = {k: a.summary[k] for k in ("step", "solution", "targeting")}
     out["assess"] = step
@@ -144,12 +138,11 @@ def simulated(n_fit: int, n_test: int, lams: list[float], thr: list[float], n_bo
     runs = {s: simulate(make_router(s, release, record=False), sc) for s in
             ("weak", "strong", "oracle")}
     ref = references_from_runs(runs["weak"], runs["strong"], runs["oracle"])
-    sc_q = transformed_scenario(sc, new.transform_)
     curves: dict[str, list[Any]] = {}
     solve_s: dict[str, list[float]] = {}
     for name, m, s in (("TRIM-POMDP, release model", release, sc),
                        ("TRIM-POMDP, EM model (today)", em, sc),
-                       ("TRIM-POMDP, calibrated EM", new_model, sc_q)):
+                       ("TRIM-POMDP, calibrated EM", new_model, sc)):  # it carries g
         for lam in lams:
             t0 = time.perf_counter()
             pol = FiniteHorizonSolver().solve(TrimPOMDP(model=m, lam=lam))

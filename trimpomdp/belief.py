@@ -98,12 +98,16 @@ class EstimatorDensity:
 
 
 def make_density(model: TrimModel, density: Any = "binned") -> ObservationDensity:
-    """``"binned"`` (lookup), ``"continuous"`` (bilinear), a fitted observation model, or a callable."""
+    """``"binned"`` (lookup), ``"continuous"`` (bilinear), a fitted observation model, or a callable.
+
+    The grid densities apply the model's score transform (if any) to the raw scores first.
+    """
     if isinstance(density, str):
+        g = getattr(model, "score_transform", None)
         if density == "binned":
-            return BinnedDensity(model.obs_probs, model.bin_size)
+            return BinnedDensity(model.obs_probs, model.bin_size, transform=g)
         if density in ("continuous", "interpolated"):
-            return InterpolatedDensity(model.obs_probs, model.bin_size)
+            return InterpolatedDensity(model.obs_probs, model.bin_size, transform=g)
         raise InputError(f"The 'density' parameter must be 'binned', 'continuous', a fitted "
                          f"observation model or a callable. Got {density!r} instead.",
                          field="density")

@@ -14,7 +14,8 @@ import numpy as np
 from trimpomdp._io import check_envelope, envelope, read_json, write_json
 from trimpomdp._validate import stochastic_rows, unit_float
 from trimpomdp.errors import InputError
-from trimpomdp.observation.grid import grid_size
+from trimpomdp.observation.grid import grid_size, obs_table
+from trimpomdp.observation.transform import ScoreTransform
 from trimpomdp.resources import default_model_path
 
 KIND = "trim_model"
@@ -26,6 +27,9 @@ class TrimModel:
 
     ``obs_probs[c, o]`` is P(observation bin o | class c) (classes S0, S1, S2; bins row-major over
     (min previous score, current score)); ``hazard[k]`` = P(solution ends at step k | reached k).
+    ``score_transform``: optional monotone map g of raw PRM scores onto the grid's axis (the
+    bins are then on g(score)); every density maps observations through it (the table carries
+    it: :class:`~trimpomdp.observation.grid.ObsTable`). None (old files): the identity.
     """
 
     obs_probs: np.ndarray
@@ -39,6 +43,7 @@ class TrimModel:
     discount: float = 1.0 - 1e-6
     name: str = "trim-model"
     provenance: dict[str, Any] = field(default_factory=dict)
+    score_transform: ScoreTransform | None = None
 
     def __post_init__(self) -> None:
         k = grid_size(self.bin_size)
@@ -46,7 +51,11 @@ class TrimModel:
         if p.shape != (3, k * k):
             raise InputError(f"obs_probs must have shape (3, {k * k}). Got {p.shape} instead.",
                              field="obs_probs")
-        object.__setattr__(self, "obs_probs", stochastic_rows(p, "obs_probs"))
+        g = self.score_transform
+        if g is not None and not isinstance(g, ScoreTransform):
+            g = ScoreTransform.from_dict(g)
+            object.__setattr__(self, "score_transform", g)
+        object.__setattr__(self, "obs_probs", obs_table(stochastic_rows(p, "obs_probs"), g))
         unit_float(self.p_weak, "p_weak")
         unit_float(self.p_strong, "p_strong")
         h = np.asarray(self.hazard, dtype=float)
@@ -73,14 +82,17 @@ class TrimModel:
         return TrimModel(**d)
 
     def to_dict(self) -> dict[str, Any]:
-        """Versioned JSON-ready form."""
+        """Versioned JSON-ready form (``score_transform`` only when set: old readers and
+        fingerprints of untransformed models are unchanged)."""
+        extra = {} if self.score_transform is None else {
+            "score_transform": self.score_transform.to_dict()}
         return envelope(KIND, {
             "name": self.name, "provenance": self.provenance, "p_weak": self.p_weak,
             "p_strong": self.p_strong, "reward": self.reward, "future_tokens": self.future_tokens,
             "max_steps": self.max_steps, "discount": self.discount,
             "hazard": self.hazard.tolist(), "bin_size": self.bin_size,
             "obs_probs": {"S0": self.obs_probs[0].tolist(), "S1": self.obs_probs[1].tolist(),
-                          "S2": self.obs_probs[2].tolist()}})
+                          "S2": self.obs_probs[2].tolist()}, **extra})
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write as JSON, atomically."""
@@ -93,12 +105,14 @@ class TrimModel:
         try:
             obs = doc["obs_probs"]
             probs = [obs["S0"], obs["S1"], obs["S2"]]
+            g = doc.get("score_transform")
+            g = None if g is None else ScoreTransform.from_dict(g, path)
             return cls(obs_probs=np.asarray(probs, float), bin_size=float(doc["bin_size"]),
                        p_weak=doc["p_weak"], p_strong=doc["p_strong"],
                        hazard=np.asarray(doc["hazard"], float), reward=float(doc["reward"]),
                        future_tokens=int(doc["future_tokens"]), max_steps=int(doc["max_steps"]),
                        discount=float(doc["discount"]), name=str(doc.get("name", "trim-model")),
-                       provenance=dict(doc.get("provenance", {})))
+                       provenance=dict(doc.get("provenance", {})), score_transform=g)
         except KeyError as exc:
             raise InputError("missing required field", path=path, field=str(exc.args[0])) from None
         except (TypeError, ValueError) as exc:

@@ -59,7 +59,9 @@ def test_trim_model_filter_equals_model_and_solves(fitted):
     m, d = fitted
     tm = m.trim_model(load_model())
     assert tm.bin_size == 0.025 and tm.p_weak == pytest.approx(float(m.em_.p_[0]))
-    p, _ = model_step_probabilities(tm, m.transformed(d), lam=None, density="binned")
+    assert tm.score_transform is m.transform_.score_transform_
+    # the model carries the transform: it takes raw scores, as the router gives them
+    p, _ = model_step_probabilities(tm, d, lam=None, density="binned")
     ref = m.step_probabilities(d)
     ok = d.mask()
     np.testing.assert_allclose(p[ok], ref[ok], atol=1e-10)
@@ -76,8 +78,11 @@ def test_raw_score_likelihood_adds_the_jacobian(fitted):
     slope = (m.transform_.transform(hi) - m.transform_.transform(lo)) / (hi - lo)
     # finite differences straddle a knot only on ties; keep the steps where both sides agree
     jac = np.mean(np.log(slope))
-    got = m.step_log_likelihood(d) - score_log_likelihood(tm, m.transformed(d))
+    plain = tm.replace(score_transform=None)  # the same grid, fed transformed scores
+    got = score_log_likelihood(tm, d) - score_log_likelihood(plain, m.transformed(d))
     assert got == pytest.approx(jac, rel=0.05)
+    # the exported model's raw-score likelihood is the fitted model's
+    assert score_log_likelihood(tm, d) == pytest.approx(m.step_log_likelihood(d), abs=1e-9)
 
 
 def test_scenario_traces_replay_the_engine():

@@ -4,6 +4,10 @@ correctness on step traces (see :mod:`trimpomdp.evaluation.assess`).
 Prints a table (or ``--json``); ``--out DIR`` also writes ``assessment.json`` and reliability
 diagrams. ``--train-problems K`` splits the problems (``--split-seed``) and adds held-out
 baselines fitted on the K training problems (min score, last score, logistic regression).
+``--write-model FILE`` fits the calibrated-score model (quantile score transform + current-score
+EM, :mod:`trimpomdp.evaluation.score_model`) on the training problems (all traces without
+``--train-problems``) and writes it as a TRIM model file that carries its score transform, for
+``solve``, ``simulate``, ``run`` and ``serve``; with a split it joins the held-out table.
 """
 from __future__ import annotations
 
@@ -25,7 +29,8 @@ from trimpomdp.evaluation.assess import (
     plot_reliability,
     split_problems,
 )
-from trimpomdp.model import load_model
+from trimpomdp.model import TrimModel, load_model
+from trimpomdp.observation.grid import grid_size
 
 DENSITIES = ("continuous", "binned")
 
@@ -52,6 +57,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--out", default=None, help="folder for assessment.json and reliability PNGs")
+    p.add_argument("--write-model", metavar="FILE", default=None, help="fit the calibrated-score "
+                   "TRIM model (score transform + EM) on the training traces and write it here; "
+                   "MODEL supplies p_strong, hazard and the horizon")
+    p.add_argument("--grid", type=float, default=0.025, help="bin size of the written model's "
+                   "transformed-score grid (default: %(default)s)")
+    p.add_argument("--knots", type=int, default=200, help="quantiles of the written model's score "
+                   "transform (default: %(default)s)")
 
 
 def _clean(obj: Any) -> Any:
@@ -77,6 +89,13 @@ def check_args(args: argparse.Namespace) -> Path | None:
     if args.train_problems is not None:
         check_number(args.train_problems, "--train-problems", lo=1, integer=True,
                      field="train_problems")
+    if args.write_model is not None:
+        check_number(args.knots, "--knots", lo=2, hi=100_000, integer=True, field="knots")
+        grid_size(args.grid)
+        if not 0.005 <= args.grid <= 0.5:
+            raise InputError(f"The '--grid' option must be a bin size in [0.005, 0.5]. Got "
+                             f"{args.grid!r} instead.", field="grid")
+        check_output_path(args.write_model, option="--write-model")
     if args.out is None:
         return None
     out = Path(args.out)
@@ -143,6 +162,26 @@ def _text(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _write_model(args: argparse.Namespace, base: TrimModel, train: Any) -> TrimModel:
+    """Fit the calibrated-score model on ``train`` and save it (atomically) as a TRIM model."""
+    from trimpomdp.evaluation.score_model import CalibratedScoreModel
+
+    if not train.has_outcome.any():
+        raise InputError("--write-model needs training traces with a final-answer outcome "
+                         "('correct'). Got none.", field="correct")
+    est = CalibratedScoreModel(n_types=1, bin_size=float(args.grid),
+                               n_knots=int(args.knots)).fit(train)
+    src = ", ".join(str(t) for t in args.traces)
+    model = est.trim_model(base, name=f"calibrated-score-em ({Path(args.traces[0]).name})")
+    prov = {**model.provenance, "fitted_by": "trimpomdp assess --write-model",
+            "traces": src, "train_solutions": int(train.n),
+            "train_problems": None if args.train_problems is None else int(args.train_problems),
+            "split_seed": int(args.split_seed), "prm": args.prm}
+    model = model.replace(provenance=prov)
+    model.save(args.write_model)
+    return model
+
+
 def run(args: argparse.Namespace) -> int:
     with one_line_warnings("trimpomdp assess"):
         return _run(args)
@@ -153,17 +192,25 @@ def _run(args: argparse.Namespace) -> int:
     model = load_model(None if args.model == "default" else args.model)
     data = load_step_traces(args.traces, prm=args.prm)
     heldout = None
+    train = data
     if args.train_problems is not None:
         if not data.has_outcome.any():
             raise InputError("--train-problems needs traces with a final-answer outcome "
                              "('correct'). Got none.", field="correct")
         tr, te = split_problems(data, args.train_problems, seed=args.split_seed)
         train, data = data.subset(tr), data.subset(te)
-        heldout = heldout_comparison(train, data, {"model": model}, density=args.density,
+    written = None if args.write_model is None else _write_model(args, model, train)
+    if args.train_problems is not None:
+        models = {"model": model} if written is None else {"model": model, "written": written}
+        heldout = heldout_comparison(train, data, models, density=args.density,
                                      n_boot=args.n_boot, seed=args.seed, n_bins=args.bins)
     res = assess(model, data, lam=args.lam, density=args.density, n_boot=args.n_boot,
                  seed=args.seed, n_bins=args.bins)
     summary = dict(res.summary)
+    if written is not None:
+        summary["written_model"] = {"path": str(args.write_model), "name": written.name,
+                                    "p_weak": written.p_weak, "bin_size": written.bin_size,
+                                    "train_solutions": train.n}
     if heldout is not None:
         summary["heldout"] = heldout
     summary = _clean(summary)
@@ -190,5 +237,9 @@ def _run(args: argparse.Namespace) -> int:
                 fig.savefig(fh, format="png", dpi=120)
             plt.close(fig)
         summary["files"] = [str(out / "assessment.json"), *map(str, figs)]
-    print(json.dumps(summary, indent=1) if args.json else _text(summary))
+    text = json.dumps(summary, indent=1) if args.json else _text(summary)
+    if written is not None and not args.json:
+        text += (f"\nwrote {args.write_model}: {written.name}, p_weak {written.p_weak:.4f}, "
+                 f"grid {written.bin_size:g} on transformed scores ({train.n} training solutions)")
+    print(text)
     return 0

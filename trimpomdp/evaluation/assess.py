@@ -24,6 +24,7 @@ models on the test part, including the per-step held-out log-likelihood of the s
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
@@ -560,7 +561,7 @@ def step_log_likelihood(model: TrimModel, data: StepData) -> float:
     ``data`` under ``model``'s P(o | c) and p_weak (forward algorithm; P(correct | S1, S2) = 0)."""
     has = data.has_outcome
     y = data.correct[has]
-    seqs = [s for s, h in zip(data.sequences(), has) if h]
+    seqs = [s for s, h in zip(on_grid(model, data).sequences(), has) if h]
     ll = trace_log_likelihood(model.obs_probs, model.p_weak, seqs, y.tolist(),
                               bin_size=model.bin_size)
     return float(ll.sum() / data.lengths[has].sum())
@@ -571,16 +572,33 @@ def score_log_likelihood(model: TrimModel, data: StepData) -> float:
     score from the model's P(current | min_prev, c) (its binned P(o | c) normalised along the
     current-score axis, as a density: mass / bin width), so models on the same score scale
     compare even when their observations differ (the joint (min_prev, current) emission counts
-    the same minimum at every later step and is no likelihood of the scores)."""
+    the same minimum at every later step and is no likelihood of the scores). A model with a
+    score transform g is scored on the raw scale: its density of g(s) times g'(s)."""
     k = grid_size(model.bin_size)
-    P = model.obs_probs.reshape(3, k, k)
+    P = np.asarray(model.obs_probs).reshape(3, k, k)
     cond = P / np.maximum(P.sum(axis=2, keepdims=True), 1e-300)
     has = data.has_outcome
-    seqs = [s for s, h in zip(data.sequences(), has) if h]
+    seqs = [s for s, h in zip(on_grid(model, data).sequences(), has) if h]
     ll = trace_log_likelihood(cond.reshape(3, k * k), model.p_weak, seqs,
                               data.correct[has].tolist(), bin_size=model.bin_size)
     n = int(data.lengths[has].sum())
-    return float((ll.sum() - n * math.log(model.bin_size)) / n)
+    total = ll.sum() - n * math.log(model.bin_size)
+    g = model.score_transform
+    if g is not None:
+        s = data.subset(has).scores
+        s = s[np.isfinite(s)]
+        total += float(np.sum(np.log(np.maximum(g.slope_batch(s), 1e-300))))
+    return float(total / n)
+
+
+def on_grid(model: TrimModel, data: StepData) -> StepData:
+    """``data`` on ``model``'s grid axis: every score through the model's score transform
+    (``data`` itself when it has none). For binned likelihoods; the filter applies it itself."""
+    g = model.score_transform
+    if g is None:
+        return data
+    return dataclasses.replace(data, scores=np.where(data.mask(), g.batch(
+        np.nan_to_num(data.scores, nan=0.0)), np.nan))
 
 
 def heldout_comparison(train: StepData, test: StepData, models: Mapping[str, TrimModel], *,

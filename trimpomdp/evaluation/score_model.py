@@ -31,6 +31,7 @@ from trimpomdp.errors import InputError
 from trimpomdp.evaluation.assess import StepData
 from trimpomdp.model import TrimModel
 from trimpomdp.observation.grid import grid_size
+from trimpomdp.observation.transform import ScoreTransform
 from trimpomdp.observation.typed_em import TypedTrimEM
 
 __all__ = ["CalibratedScoreModel", "QuantileTransform"]
@@ -56,14 +57,17 @@ class QuantileTransform:
         us = np.bincount(idx, weights=u) / np.bincount(idx)
         us[0], us[-1] = 0.0, 1.0
         self.knots_, self.levels_ = xs, us
+        self.score_transform_ = ScoreTransform(tuple(xs.tolist()), tuple(us.tolist()))
         return self
 
     def transform(self, x: Any) -> np.ndarray:
-        """g(x) for scores x in [0, 1] (NaN stays NaN)."""
-        return np.interp(np.asarray(x, float), self.knots_, self.levels_)
+        """g(x) for scores x in [0, 1] (NaN stays NaN); the router's numbers
+        (:class:`~trimpomdp.observation.transform.ScoreTransform`)."""
+        return self.score_transform_.batch(x)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"knots": self.knots_.tolist(), "levels": self.levels_.tolist()}
+        """JSON form, as stored in a TRIM model file's ``score_transform``."""
+        return self.score_transform_.to_dict()
 
 
 def transform_data(data: StepData, g: QuantileTransform) -> StepData:
@@ -163,9 +167,10 @@ class CalibratedScoreModel(BaseEstimator):
 
     def trim_model(self, base: TrimModel, *, role: str = "weak", name: str | None = None
                    ) -> TrimModel:
-        """A :class:`TrimModel` for the exact solver and the Bayes filter on *transformed* scores
-        (one type only): P(o | c) constant along min_prev, the fitted accuracy as ``p_<role>``,
-        everything else from ``base``."""
+        """A :class:`TrimModel` for the exact solver, the Bayes filter and the router (one type
+        only): its grid is on transformed scores and it carries the transform, so it takes raw
+        PRM scores like any model; P(o | c) constant along min_prev, the fitted accuracy as
+        ``p_<role>``, everything else from ``base``."""
         if int(self.token_bins) > 1:
             raise InputError("a model with token-dependent densities is not a TrimModel (its "
                              "P(o | c) depends on the step's token count; the router would need "
@@ -182,9 +187,11 @@ class CalibratedScoreModel(BaseEstimator):
         probs = probs / probs.sum(axis=1, keepdims=True)
         prov = {**base.provenance, "observation_model": (
             f"EM, current-score emission on quantile-transformed scores ({self.em_.n_traces_} "
-            f"traces, {self.em_.n_steps_} steps, grid {self.bin_size}); apply the transform "
-            "before the filter"), f"p_{role}": f"EM next-step accuracy {self.em_.p_[0]:.6f}",
-            "score_transform": self.transform_.to_dict()}
+            f"traces, {self.em_.n_steps_} steps, grid {self.bin_size}; the grid is on the "
+            f"quantile-transformed score, {self.transform_.knots_.size} knots)"),
+            f"p_{role}": f"EM next-step accuracy {self.em_.p_[0]:.6f}"}
+        prov.pop("score_transform", None)
         return base.replace(obs_probs=probs, bin_size=self.bin_size,
                             **{f"p_{role}": float(self.em_.p_[0])},
-                            name=name or "calibrated-score-em", provenance=prov)
+                            name=name or "calibrated-score-em", provenance=prov,
+                            score_transform=self.transform_.score_transform_)

@@ -6,6 +6,12 @@ current bin)); P(bin | class) is the solver's form. At runtime the density is ei
 lookup (constant per bin) or its bilinear interpolation between bin centres ("continuous", a fast
 stand-in for the release's KDE). The scalar forms (plain Python, a few µs) serve the router; the
 batched forms (numpy) serve replay and simulation, with the same numbers operation for operation.
+
+A model may carry a monotone score transform g (:class:`~trimpomdp.observation.transform.
+ScoreTransform`): its grid is then on g(score), and every density here maps both coordinates
+through g first. The transform travels with the model's table (:class:`ObsTable`, what
+``TrimModel.obs_probs`` is when a transform is set), so any caller that passes
+``model.obs_probs`` gets the transformed density; without a transform nothing changes.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from trimpomdp.errors import InputError
+from trimpomdp.observation.transform import ScoreTransform
 
 Triple = tuple[float, float, float]
 DENSITIES = ("binned", "continuous")
@@ -46,6 +53,47 @@ def bin_centres(bin_size: float) -> np.ndarray:
     return np.stack(np.meshgrid(c, c, indexing="ij"), axis=-1).reshape(-1, 2)
 
 
+class ObsTable(np.ndarray):
+    """P(bin | class) (3, n_bins) that carries the model's score transform.
+
+    Only the table a model holds has ``score_transform`` set; arrays derived from it (slices,
+    arithmetic) read the class default None. Copies and pickles keep the transform.
+    """
+
+    score_transform: ScoreTransform | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (obs_table, (np.asarray(self), self.score_transform))
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        return self.__reduce__()
+
+    def __copy__(self) -> ObsTable:
+        return _tagged(np.array(self), self.score_transform)
+
+    def __deepcopy__(self, memo: Any) -> ObsTable:
+        return _tagged(np.array(self), self.score_transform)
+
+
+def _tagged(probs: Any, transform: ScoreTransform | None) -> ObsTable:
+    t = np.array(probs, dtype=float).view(ObsTable)
+    t.score_transform = transform
+    return t
+
+
+def obs_table(probs: Any, transform: ScoreTransform | None) -> np.ndarray:
+    """``probs`` tagged with ``transform`` (an :class:`ObsTable`); None: ``probs``
+    itself, a plain array, exactly as without transforms."""
+    if transform is None:
+        return np.asarray(probs, dtype=float)
+    return _tagged(probs, transform)
+
+
+def transform_of(probs: Any) -> ScoreTransform | None:
+    """The score transform a table carries (None for plain arrays)."""
+    return getattr(probs, "score_transform", None)
+
+
 def _table(probs: Any, bin_size: float) -> tuple[int, np.ndarray]:
     k = grid_size(bin_size)
     p = np.asarray(probs, dtype=float)
@@ -56,12 +104,28 @@ def _table(probs: Any, bin_size: float) -> tuple[int, np.ndarray]:
 
 
 class BinnedDensity:
-    """P(bin | class) lookup on the grid (the release's solver form); constant per bin."""
+    """P(bin | class) lookup on the grid (the release's solver form); constant per bin.
 
-    def __init__(self, probs: Any, bin_size: float = 0.05) -> None:
+    With a score transform (``transform``, or the one ``probs`` carries) the instance is a
+    :class:`TransformedBinnedDensity`: both coordinates go through g first.
+    """
+
+    transform: ScoreTransform | None = None
+
+    def __new__(cls, probs: Any, bin_size: float = 0.05,  # noqa: PYI034 - may return a subclass
+                transform: ScoreTransform | None = None) -> BinnedDensity:
+        g = transform if transform is not None else transform_of(probs)
+        kind = _TRANSFORMED.get(cls, cls) if g is not None else cls
+        return object.__new__(kind)  # type: ignore[no-any-return]
+
+    def __init__(self, probs: Any, bin_size: float = 0.05,
+                 transform: ScoreTransform | None = None) -> None:
+        g = transform if transform is not None else transform_of(probs)
         self.k, p = _table(probs, bin_size)
         self.probs = p
         self.bin_size = float(bin_size)
+        if g is not None:
+            self.transform = g
         self._table = [tuple(float(x) for x in col) for col in p.T]
 
     def _idx(self, x: float) -> int:
@@ -95,17 +159,44 @@ class InterpolatedDensity(BinnedDensity):
                 w00 * a[2] + w01 * b[2] + w10 * c[2] + w11 * d[2])
 
 
+class _Transformed:
+    """Mixin: map (min_prev, current) through the score transform, then the grid density."""
+
+    transform: ScoreTransform | None
+
+    def __call__(self, min_prev: float, current: float) -> Triple:
+        g: Any = self.transform
+        return super().__call__(g(min_prev), g(current))  # type: ignore[misc, no-any-return]
+
+
+class TransformedBinnedDensity(_Transformed, BinnedDensity):
+    """:class:`BinnedDensity` of g(min_prev), g(current)."""
+
+
+class TransformedInterpolatedDensity(_Transformed, InterpolatedDensity):
+    """:class:`InterpolatedDensity` of g(min_prev), g(current)."""
+
+
+_TRANSFORMED: dict[type, type] = {BinnedDensity: TransformedBinnedDensity,
+                                  InterpolatedDensity: TransformedInterpolatedDensity}
+
+
 def density_batch(probs: Any, bin_size: float, min_prev: Any, current: Any,
-                  density: str = "continuous") -> np.ndarray:
+                  density: str = "continuous", transform: ScoreTransform | None = None
+                  ) -> np.ndarray:
     """Likelihoods (m, 3) of many observations under each class, vectorised.
 
     Same numbers as :class:`InterpolatedDensity` (``"continuous"``) or :class:`BinnedDensity`
-    (``"binned"``), operation for operation.
+    (``"binned"``), operation for operation; ``transform`` (default: the one ``probs`` carries)
+    maps the raw scores onto the grid first.
     """
+    g = transform if transform is not None else transform_of(probs)
     k, p = _table(probs, bin_size)
     bs = float(bin_size)
     tab = p.T  # (k*k, 3)
     x, y = np.asarray(min_prev, float), np.asarray(current, float)
+    if g is not None:
+        x, y = g.batch(x), g.batch(y)
     if density == "binned":
         def idx(v: np.ndarray) -> np.ndarray:
             return np.minimum((v / bs + 1e-12).astype(np.int64), k - 1)
@@ -132,5 +223,6 @@ def density_batch(probs: Any, bin_size: float, min_prev: Any, current: Any,
     return w00 * a + w01 * b + w10 * c + w11 * d
 
 
-__all__ = ["DENSITIES", "BinnedDensity", "InterpolatedDensity", "bin_centres", "bin_index",
-           "density_batch", "grid_size"]
+__all__ = ["DENSITIES", "BinnedDensity", "InterpolatedDensity", "ObsTable", "ScoreTransform",
+           "TransformedBinnedDensity", "TransformedInterpolatedDensity", "bin_centres",
+           "bin_index", "density_batch", "grid_size", "obs_table", "transform_of"]
