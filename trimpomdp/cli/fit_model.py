@@ -20,6 +20,7 @@ from trimpomdp._validate import check_number, check_output_path
 from trimpomdp.data import read_score_dump, read_traces
 from trimpomdp.data.schema import StepTrace
 from trimpomdp.errors import DataWarning, InputError, located, one_line_warnings
+from trimpomdp.fitting.emission import EMISSIONS
 from trimpomdp.fitting.model_fit import fit_trim_model
 from trimpomdp.generation.runs_to_traces import run_folders_to_traces
 
@@ -33,11 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "use when no step was regenerated (it is not identifiable then)")
     p.add_argument("--max-steps", type=int, default=None, help="horizon (default: the longest "
                    "trace, or the step limit of censored ones)")
-    p.add_argument("--emission", choices=["joint", "score"], default="joint", help="E-step "
-                   "emission: the TRIM observation o = (min previous score, score) given the "
-                   "class (joint: the POMDP's own likelihood, = fit-em on continue-only traces) "
-                   "or the draft score alone (score: consistent when scores are independent "
-                   "given the class, since the minimum is a function of earlier scores)")
+    p.add_argument("--emission", choices=list(EMISSIONS), default="auto", help="E-step "
+                   "likelihood of the scores given the class: joint = P(min previous score, "
+                   "score | class), the POMDP's own and fit-em's; score = P(score | class); "
+                   "conditional = P(score | class, min previous score) (score and conditional "
+                   "are proper likelihoods, joint counts the minimum again at every step). "
+                   "auto (default): joint when no step was regenerated (= fit-em), score "
+                   "otherwise (docs/em_fit.md)")
     p.add_argument("--alpha", type=float, default=0.1, help="additive smoothing per bin")
     p.add_argument("--n-init", type=int, default=8, help="EM random restarts")
     p.add_argument("--max-iter", type=int, default=500, help="EM iterations per restart")
@@ -114,5 +117,6 @@ def _run(args: argparse.Namespace) -> int:
     print(json.dumps({"out": str(out), "name": rep.model.name, **rep.summary["counts"],
                       "p_weak": f["p_weak"], "p_strong": f["p_strong"], "hazard": f["hazard"],
                       "future_tokens": f["future_tokens"], "loglik": round(rep.summary["loglik"], 3),
+                      "emission": f["observation_model"]["emission"],
                       "n_iter": rep.summary["n_iter"], "converged": rep.summary["converged"]}))
     return 0

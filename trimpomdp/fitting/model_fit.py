@@ -1,7 +1,8 @@
 """Fit every parameter of a TRIM model from step traces (``trimpomdp fit-model``).
 
-* P(o | c), p_w and p_s jointly by EM over routed traces (:class:`RoutedTrimEM`): supervised
-  where step labels exist, from final-answer correctness otherwise, any mix;
+* P(o | c), p_w and p_s jointly by EM over routed traces (:class:`TrimModelEM`, emission as
+  in :mod:`trimpomdp.fitting.emission`): supervised where step labels exist, from final-answer
+  correctness otherwise, any mix;
 * the termination hazard from the solution lengths, Kaplan–Meier style so that solutions cut
   at the step limit (``max_steps``, censored) count as "still running";
 * the future-token count (mean strong-rewrite tokens, else mean draft tokens) and the horizon.
@@ -27,8 +28,8 @@ from trimpomdp._version import __version__
 from trimpomdp.builders import fitted_trim_model
 from trimpomdp.data.schema import StepTrace
 from trimpomdp.errors import DataWarning, InputError
+from trimpomdp.fitting.emission import TrimModelEM, resolve_emission
 from trimpomdp.model import TrimModel
-from trimpomdp.observation.em import RoutedTrimEM
 from trimpomdp.pomdp.dynamics import length_pmf
 
 #: fewer regenerated steps than this: p_s is poorly identified (warning)
@@ -88,7 +89,7 @@ def _hessian(f: Callable[[np.ndarray], float], x: np.ndarray, step: float = 1e-4
     return H
 
 
-def accuracy_standard_errors(est: RoutedTrimEM) -> dict[str, float | None]:
+def accuracy_standard_errors(est: TrimModelEM) -> dict[str, float | None]:
     """SEs of p_w (and p_s when identified) from the observed information at the fit."""
     pw, ps = est.p_, est.p_strong_
     step = 1e-4
@@ -163,13 +164,13 @@ class FitReport:
     """What ``fit_trim_model`` fitted, with uncertainty and counts."""
 
     model: TrimModel
-    estimator: RoutedTrimEM
+    estimator: TrimModelEM
     summary: dict[str, Any] = field(default_factory=dict)
 
 
 def fit_trim_model(traces: Sequence[StepTrace], *, sources: Sequence[str | os.PathLike[str]] = (),
                    p_strong: float | None = None, max_steps: int | None = None,
-                   emission: str = "joint", bin_size: float = 0.05, alpha: float = 0.1,
+                   emission: str = "auto", bin_size: float = 0.05, alpha: float = 0.1,
                    n_init: int = 8, max_iter: int = 500, tol: float = 1e-7,
                    random_state: int = 0, bootstrap: int = 0, name: str | None = None,
                    callback: Callable[[int, int, float], None] | None = None) -> FitReport:
@@ -182,6 +183,7 @@ def fit_trim_model(traces: Sequence[StepTrace], *, sources: Sequence[str | os.Pa
     traces = list(traces)
     if not traces:
         raise InputError("no traces to fit.", field="traces")
+    requested, emission = emission, resolve_emission(emission, traces)
     n_regen_all = sum(tr.n_regenerated for tr in traces)
     n_regen = informative_rewrites(traces)
     if n_regen == 0 and p_strong is None:
@@ -207,7 +209,7 @@ def fit_trim_model(traces: Sequence[StepTrace], *, sources: Sequence[str | os.Pa
     horizon = max(int(horizon), 2)
     hazard, haz_rep = fit_hazard(traces, horizon)
     ft, ft_rep = future_tokens(traces)
-    est = RoutedTrimEM(bin_size=bin_size, alpha=alpha, n_init=n_init, max_iter=max_iter,
+    est = TrimModelEM(bin_size=bin_size, alpha=alpha, n_init=n_init, max_iter=max_iter,
                        tol=tol, random_state=random_state, emission=emission,
                        p_strong_init=0.9 if p_strong is None else float(p_strong))
     est.fit(traces, callback=callback)
@@ -245,7 +247,8 @@ def fit_trim_model(traces: Sequence[StepTrace], *, sources: Sequence[str | os.Pa
         "future_tokens": {"value": ft, "mean": ft_rep["mean"], "se": ft_rep["se"],
                           "source": ft_rep["source"]},
         "observation_model": {"bins": est.probs_.shape[1], "bin_size": bin_size,
-                              "emission": emission, "alpha": alpha},
+                              "emission": emission, "emission_requested": requested,
+                              "alpha": alpha},
     }
     if boot is not None:
         for key in ("p_weak", "p_strong"):
@@ -264,7 +267,8 @@ def fit_trim_model(traces: Sequence[StepTrace], *, sources: Sequence[str | os.Pa
         "fitted": fitted,
         "p_weak/p_strong": "EM next-step accuracies over routed traces (TRIM transitions)",
         "hazard": "Kaplan-Meier from solution lengths (censored at max_steps)",
-        "options": {"emission": emission, "alpha": alpha, "bin_size": bin_size,
+        "options": {"emission": emission, "emission_requested": requested, "alpha": alpha,
+                    "bin_size": bin_size,
                     "n_init": n_init, "max_iter": max_iter, "tol": tol, "seed": random_state,
                     "p_strong_given": p_strong if n_regen == 0 else None}}
     model = fitted_trim_model(est, hazard=hazard, p_strong=ps, future_tokens=ft,
@@ -274,7 +278,7 @@ def fit_trim_model(traces: Sequence[StepTrace], *, sources: Sequence[str | os.Pa
     return FitReport(model=model, estimator=est, summary=summary)
 
 
-def _bootstrap(traces: list[StepTrace], est: RoutedTrimEM, horizon: int, B: int, seed: int
+def _bootstrap(traces: list[StepTrace], est: TrimModelEM, horizon: int, B: int, seed: int
                ) -> dict[str, Any]:
     """Bootstrap SEs over traces (each resample refitted with one EM start)."""
     rng = np.random.default_rng(seed + 1)
@@ -283,7 +287,7 @@ def _bootstrap(traces: list[StepTrace], est: RoutedTrimEM, horizon: int, B: int,
     for _ in range(int(B)):
         idx = rng.integers(0, n, n)
         sample = [traces[i] for i in idx]
-        b = RoutedTrimEM(bin_size=est.bin_size, alpha=est.alpha, n_init=1,
+        b = TrimModelEM(bin_size=est.bin_size, alpha=est.alpha, n_init=1,
                          max_iter=est.max_iter, tol=est.tol, emission=est.emission,
                          random_state=int(rng.integers(0, 2**31)),
                          p_strong_init=est.p_strong_).fit(sample)

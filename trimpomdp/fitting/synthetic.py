@@ -188,27 +188,31 @@ def policy_disagreement(fitted: TrimModel, truth: TrimModel, *, lams: Any = (0.0
 
 
 def recovery_check(n: int, *, explore: float = 0.3, step_labels: bool = False,
-                   random_state: int = 7, n_init: int = 2, emission: str = "score",
-                   lams: Any = (0.05, 0.25, 0.5), process: SyntheticTrimProcess | None = None
-                   ) -> dict[str, Any]:
+                   random_state: int = 7, n_init: int = 2, emission: str = "auto",
+                   lams: Any = (0.05, 0.25, 0.5), process: SyntheticTrimProcess | None = None,
+                   p_strong: float | None = None) -> dict[str, Any]:
     """Draw ``n`` traces from the process, fit the whole model, compare with the truth.
 
     Returns the fitted and true p_w, p_s, the TV distance of the length pmf and of each class's
     P(o | c) to the empirical per-class distribution of the true classes, and the policy
-    disagreement (:func:`policy_disagreement`), plus timings.
+    disagreement (:func:`policy_disagreement`), plus timings. ``p_strong`` is passed to
+    :func:`fit_trim_model` (needed with ``explore=0``: p_s is then not identifiable).
     """
     proc = process or SyntheticTrimProcess()
     t0 = time.perf_counter()
     traces, classes = proc.sample(n, explore=explore, step_labels=step_labels,
                                   random_state=random_state)
     t1 = time.perf_counter()
-    rep = fit_trim_model(traces, n_init=n_init, emission=emission, random_state=0)
+    rep = fit_trim_model(traces, n_init=n_init, emission=emission, random_state=0,
+                         p_strong=p_strong)
     t2 = time.perf_counter()
     fitted, truth = rep.model, true_model(proc, traces, classes, rep.model.bin_size)
     emp = empirical_class_probs(traces, classes, rep.model.bin_size)
     allc = np.concatenate(classes)
     out = {
         "n_traces": n, "n_steps": int(allc.size), "explore": explore, "step_labels": step_labels,
+        "emission": rep.summary["fitted"]["observation_model"]["emission"],
+        "emission_requested": emission,
         "p_weak": fitted.p_weak, "p_weak_true": proc.p_weak,
         "p_weak_se": rep.summary["fitted"]["p_weak"]["se"],
         "p_weak_empirical": float((allc == S0).sum() / ((allc == S0).sum() + (allc == S2).sum())),
