@@ -2,13 +2,15 @@
 
 Keys are the long option names with ``_`` or ``-`` (``max_steps = 20``, ``"max-steps" = 20``),
 optionally under a ``[serve]`` / ``[run]`` table. Values are TOML types (strings, numbers, booleans;
-a list of strings for ``allowed_origins``). An option given on the command line with a value
+a list of strings for ``allowed_origins``; a table or JSON text for the JSON options such as
+``engine_args``). An option given on the command line with a value
 other than its default wins over the file. Unknown keys and wrong types are errors naming the
 file and the key.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -32,15 +34,32 @@ def _read_toml(path: Path) -> dict[str, Any]:
                          field="config") from None
 
 
+def json_object(text: str | None, field: str) -> dict[str, Any] | None:
+    """The JSON object of an option with ``metavar="JSON"`` (None when unset); else InputError."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"must be a JSON object (not valid JSON: {exc}). Got {text!r} instead.",
+                         field=field) from None
+    if not isinstance(value, dict):
+        raise InputError(f"must be a JSON object. Got {text!r} instead.", field=field)
+    return value
+
+
 def _convert(action: argparse.Action, value: Any, path: Path, key: str) -> Any:
     def fail(kind: str) -> InputError:
         return InputError(f"must be {kind}. Got {value!r} instead.", path=path, field=key)
 
-    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
+                           argparse.BooleanOptionalAction)):
         if not isinstance(value, bool):
             raise fail("true or false")
-        return value if isinstance(action, argparse._StoreTrueAction) else not value
+        return value if not isinstance(action, argparse._StoreFalseAction) else not value
     typ = action.type
+    if action.metavar == "JSON" and isinstance(value, dict):  # a table for a JSON option
+        return json.dumps(value)
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise fail("an integer")

@@ -1,6 +1,9 @@
 """``trimpomdp run``: live step-routed generation against model servers, with resume.
 
 Re-running the same command on the same ``--out`` folder finishes the remaining problems only.
+A progress bar on stderr shows problems done / failed, decoded tokens per second and the ETA
+(``--progress`` / ``--no-progress``; default: on when stderr is a terminal); without it, one line
+per problem.
 """
 from __future__ import annotations
 
@@ -8,12 +11,16 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
+from typing import IO, Any
 
-from trimpomdp.cli._config import DefaultsHelpFormatter, apply_config_file
+from trimpomdp.cli._config import DefaultsHelpFormatter, apply_config_file, json_object
 from trimpomdp.data.problems import read_problems
 from trimpomdp.errors import InputError
+from trimpomdp.generation._http import AFFINITY_HEADER
 from trimpomdp.generation.live import LiveRunConfig, run_live
+from trimpomdp.generation.wiring import BACKENDS
 from trimpomdp.resources import shared_data_dir
 
 _DATASETS = {"math500": "math500/test.jsonl"}
@@ -21,10 +28,20 @@ _DATASETS = {"math500": "math500/test.jsonl"}
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = DefaultsHelpFormatter
-    p.add_argument("--weak", metavar="URL", help="weak model server (OpenAI API); required")
-    p.add_argument("--strong", metavar="URL", help="strong model server (OpenAI API)")
-    p.add_argument("--prm", metavar="URL|self", help="vLLM /pooling PRM server URL, or 'self' to "
-                   "score steps by the strong model's log-probabilities")
+    p.add_argument("--weak", metavar="URL|DIR", help="weak model server (OpenAI API), or its "
+                   "model folder with --backend vllm-inprocess; required")
+    p.add_argument("--strong", metavar="URL|DIR", help="strong model server (OpenAI API), or "
+                   "its model folder with --backend vllm-inprocess")
+    p.add_argument("--prm", metavar="URL|DIR|self", help="vLLM /pooling PRM server URL (a model "
+                   "folder with --backend vllm-inprocess), or 'self' to score steps by the "
+                   "strong model's log-probabilities")
+    p.add_argument("--backend", choices=BACKENDS, default="http",
+                   help="http: the models are servers; vllm-inprocess: --weak/--strong/--prm are "
+                   "local model folders run by vLLM in this process (token ids, no HTTP)")
+    p.add_argument("--engine-args", default=None, metavar="JSON",
+                   help="vllm-inprocess: vLLM engine arguments as a JSON object, for every "
+                   "engine, with optional \"weak\"/\"strong\"/\"prm\" objects for one, e.g. "
+                   "'{\"max_model_len\": 4096, \"prm\": {\"gpu_memory_utilization\": 0.2}}'")
     p.add_argument("--dataset", default="math500", help="'math500' or a problems JSONL path")
     p.add_argument("--task", default="math", metavar="NAME|FILE.toml", help="task profile: "
                    "math (the release's), general, thinking, or a profile file (docs/serve.md)")
@@ -49,12 +66,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api", choices=("auto", "completions", "chat"), default="auto",
                    help="completions: render prompts here with the tokenizer; chat: the server "
                    "renders them; auto: completions when a tokenizer is found")
+    p.add_argument("--affinity-header", default=AFFINITY_HEADER, metavar="NAME",
+                   help="header carrying each problem's id on all its upstream requests, for "
+                   "session-aware routers in front of replicas ('' for none)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
     p.add_argument("--retries", type=int, default=3, help="retries per request")
     p.add_argument("--score-strong-steps", action="store_true",
                    help="pass the strong step's PRM score to the router (release: off)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run the problems recorded as failed again")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr: done / failed / tokens per second / ETA "
+                   "(default: when stderr is a terminal; otherwise one line per problem)")
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (keys: "
                    "the long options, e.g. weak = \"http://...\", max_steps = 20); options given "
                    "on the command line win")
@@ -70,11 +93,75 @@ def _dataset_path(name: str) -> Path:
     return Path(name)
 
 
+class Progress:
+    """The ``run`` progress display: a tqdm bar (done, failed, decoded tokens/s, ETA) or, when
+    the bar is off, one line per problem. ``enabled=None``: on when ``file`` is a terminal."""
+
+    def __init__(self, enabled: bool | None = None, file: IO[str] | None = None) -> None:
+        self.enabled = enabled
+        self.file = file if file is not None else sys.stderr
+        self.bar: Any = None
+        self.done = self.failed = self.tokens = 0
+        self.t0 = time.perf_counter()
+
+    def start(self, todo: int, skipped: int) -> None:
+        from tqdm import tqdm
+
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(total=todo, desc="run", unit="problem", file=self.file,
+                        disable=None if self.enabled is None else not self.enabled,
+                        dynamic_ncols=True, mininterval=0.5)
+        if self.bar.disable:
+            self.bar = None
+        if skipped:
+            self.write(f"resuming: {skipped} problems already in the run log")
+        self._postfix()
+
+    @property
+    def rate(self) -> float:
+        """Decoded (weak + strong) tokens per second since the start."""
+        return self.tokens / max(1e-9, time.perf_counter() - self.t0)
+
+    def _postfix(self) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"done={self.done} failed={self.failed} "
+                                     f"tok/s={self.rate:.1f}", refresh=False)
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=self.file)
+        else:
+            print(line, file=self.file)
+
+    def record(self, rec: dict[str, Any]) -> None:
+        ok = rec["status"] == "ok"
+        self.done += ok
+        self.failed += not ok
+        self.tokens += int(rec.get("weak_tokens") or 0) + int(rec.get("strong_tokens") or 0)
+        line = (f"{rec['problem_id']}: {'ok correct=' + str(rec.get('correct')) if ok else rec['status']}"
+                f" steps={rec.get('n_steps', '-')} strong_tokens={rec.get('strong_tokens', '-')}"
+                + ("" if ok else f" reason={rec.get('reason')}"))
+        if self.bar is None or not ok:  # with the bar, only failures get a line
+            self.write(line)
+        if self.bar is not None:
+            self._postfix()
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self._postfix()
+            self.bar.close()
+            self.bar = None
+
+
 def run(args: argparse.Namespace) -> int:
     apply_config_file(args, add_arguments, "run")
     for name in ("weak", "policy", "out"):
         if not getattr(args, name):
             raise InputError(f"--{name} is required (or {name} = ... in --config).", field=name)
+    engine_args = json_object(args.engine_args, "engine_args")
+    if engine_args is not None and args.backend != "vllm-inprocess":
+        raise InputError("--engine-args is for --backend vllm-inprocess.", field="engine_args")
     cfg = LiveRunConfig(
         weak_url=args.weak, strong_url=args.strong, prm=args.prm, policy=args.policy,
         model=args.model, dataset=args.dataset, task=args.task, limit=args.limit,
@@ -83,16 +170,16 @@ def run(args: argparse.Namespace) -> int:
         max_step_tokens=args.max_step_tokens, temperature=args.temperature, top_p=args.top_p,
         top_k=args.top_k, seed=args.seed, weak_tokenizer=args.weak_tokenizer,
         strong_tokenizer=args.strong_tokenizer, api=args.api, timeout=args.timeout,
-        retries=args.retries, score_strong_steps=args.score_strong_steps)
+        retries=args.retries, score_strong_steps=args.score_strong_steps,
+        backend=args.backend, engine_args=engine_args or {},
+        affinity_header=args.affinity_header or None)
     problems = read_problems(_dataset_path(args.dataset))
-
-    def progress(rec: dict) -> None:
-        status = rec["status"] if rec["status"] != "ok" else f"ok correct={rec.get('correct')}"
-        print(f"{rec['problem_id']}: {status} steps={rec.get('n_steps', '-')} "
-              f"strong_tokens={rec.get('strong_tokens', '-')}"
-              + (f" reason={rec['reason']}" if rec["status"] != "ok" else ""), file=sys.stderr)
-
-    summary = asyncio.run(run_live(problems, cfg, Path(args.out), retry_failed=args.retry_failed,
-                                   on_record=progress))
+    progress = Progress(args.progress)
+    try:
+        summary = asyncio.run(run_live(problems, cfg, Path(args.out),
+                                       retry_failed=args.retry_failed,
+                                       on_record=progress.record, on_start=progress.start))
+    finally:
+        progress.close()
     print(json.dumps(summary, indent=1))
     return 0

@@ -6,12 +6,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
+from collections.abc import Mapping
+from typing import Any
 
-from trimpomdp.cli._config import DefaultsHelpFormatter, apply_config_file
+from trimpomdp.cli._config import DefaultsHelpFormatter, apply_config_file, json_object
 from trimpomdp.errors import InputError
+from trimpomdp.generation._http import AFFINITY_HEADER
+from trimpomdp.generation.wiring import BACKENDS, UpstreamSettings
 from trimpomdp.serve.config import API_KEY_ENV, ServeConfig
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _ServeConfig(ServeConfig):
+    """:class:`ServeConfig` plus the upstream backend choice and the affinity header (kept in
+    the CLI: the serve package's config is another part's; ``upstream_settings`` carries them)."""
+
+    backend: str = "http"
+    engine_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    affinity_header: str | None = AFFINITY_HEADER
+
+    def upstream_settings(self) -> UpstreamSettings:
+        base = ServeConfig.upstream_settings(self) if self.backend == "http" else None
+        if base is not None:
+            return dataclasses.replace(base, affinity_header=self.affinity_header)
+        return UpstreamSettings(
+            weak_url=self.weak_url, strong_url=self.strong_url, prm=self.prm_url, api=self.api,
+            weak_tokenizer=self.weak_tokenizer, strong_tokenizer=self.strong_tokenizer,
+            timeout=self.timeout, retries=self.retries, concurrency=self.upstream_concurrency,
+            api_key=self.upstream_api_key, backend=self.backend, engine_args=self.engine_args,
+            affinity_header=self.affinity_header)
 
 
 def _origins(text: str) -> tuple[str, ...]:
@@ -21,10 +47,22 @@ def _origins(text: str) -> tuple[str, ...]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = DefaultsHelpFormatter
     up = p.add_argument_group("upstream servers")
-    up.add_argument("--weak", metavar="URL", help="weak model server (OpenAI API); required")
-    up.add_argument("--strong", metavar="URL", help="strong model server (OpenAI API)")
-    up.add_argument("--prm", metavar="URL|self", help="vLLM /pooling PRM server URL, or 'self' to "
-                    "score steps by the strong model's log-probabilities")
+    up.add_argument("--weak", metavar="URL|DIR", help="weak model server (OpenAI API), or its "
+                    "model folder with --backend vllm-inprocess; required")
+    up.add_argument("--strong", metavar="URL|DIR", help="strong model server (OpenAI API), or "
+                    "its model folder with --backend vllm-inprocess")
+    up.add_argument("--prm", metavar="URL|DIR|self", help="vLLM /pooling PRM server URL (a model "
+                    "folder with --backend vllm-inprocess), or 'self' to score steps by the "
+                    "strong model's log-probabilities")
+    up.add_argument("--backend", choices=BACKENDS, default="http",
+                    help="http: the models are servers; vllm-inprocess: local model folders run "
+                    "by vLLM in this process (see `trimpomdp run`)")
+    up.add_argument("--engine-args", default=None, metavar="JSON",
+                    help="vllm-inprocess: vLLM engine arguments (a JSON object; optional "
+                    "\"weak\"/\"strong\"/\"prm\" objects for one engine)")
+    up.add_argument("--affinity-header", default=AFFINITY_HEADER, metavar="NAME",
+                    help="header carrying each request's key on all its upstream calls, for "
+                    "session-aware routers ('' for none)")
     up.add_argument("--api", choices=("auto", "completions", "chat"), default="auto",
                     help="how prompts reach the upstream servers (see `trimpomdp run`)")
     up.add_argument("--weak-tokenizer", metavar="DIR", help="weak model's tokenizer folder")
@@ -90,7 +128,12 @@ def config_from_args(args: argparse.Namespace):
         raise InputError("a weak model server is required: pass --weak URL (or weak = \"URL\" in "
                          "--config).", field="weak")
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
-    return ServeConfig(
+    engine_args = json_object(args.engine_args, "engine_args")
+    if engine_args is not None and args.backend != "vllm-inprocess":
+        raise InputError("--engine-args is for --backend vllm-inprocess.", field="engine_args")
+    return _ServeConfig(
+        backend=args.backend, engine_args=engine_args or {},
+        affinity_header=args.affinity_header or None,
         weak_url=args.weak, strong_url=args.strong, prm_url=args.prm, policy=args.policy,
         model=args.model, served_model_name=args.served_model_name, host=args.host,
         port=args.port, upstream_concurrency=args.upstream_concurrency, timeout=args.timeout,

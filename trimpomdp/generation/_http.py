@@ -2,13 +2,59 @@
 
 Shared by the OpenAI-compatible backend and the vLLM PRM client. Retries transport errors
 (refused or dropped connections, timeouts), HTTP 429 and 5xx; any other 4xx fails at once.
+
+Every request made while a problem is being solved carries that problem's affinity key in a
+header (default ``X-Session-ID``, see :data:`AFFINITY_HEADER`), so a prefix- or session-aware
+router in front of several replicas keeps one problem's steps on the replica that caches its
+prefix. The key is set per asyncio task by :func:`affinity` (the loop does it per problem).
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+
+#: default name of the per-problem affinity header: vLLM reads ``X-Session-ID`` itself (0.32 tags
+#: a request's KV-cache events with it, which KV-event-driven routers such as llm-d's consume), and
+#: the vLLM production-stack router pins sessions on any header (``--routing-logic session
+#: --session-key X-Session-ID``)
+AFFINITY_HEADER = "X-Session-ID"
+_AFFINITY: ContextVar[str | None] = ContextVar("trimpomdp_affinity_key", default=None)
+_TOKEN = re.compile(r"[A-Za-z0-9._:~+/=-]{1,128}")
+
+
+def affinity_value(key: str) -> str:
+    """``key`` as a header value: itself when it is a short visible-ASCII token, else a hash."""
+    if _TOKEN.fullmatch(key):
+        return key
+    return "h-" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:24]
+
+
+@contextmanager
+def affinity(key: str | None) -> Iterator[None]:
+    """Requests made inside this block (this task and tasks it starts) carry ``key``."""
+    token = _AFFINITY.set(None if key is None else affinity_value(str(key)))
+    try:
+        yield
+    finally:
+        _AFFINITY.reset(token)
+
+
+def current_affinity() -> str | None:
+    """The affinity key of the running task (None outside a problem)."""
+    return _AFFINITY.get()
+
+
+def affinity_headers(header: str | None) -> dict[str, str] | None:
+    """``{header: key}`` for the running task, or None (no header name or no key)."""
+    key = _AFFINITY.get()
+    return {header: key} if header and key else None
 
 from trimpomdp.errors import BackendError, InputError
 
@@ -47,7 +93,8 @@ class JSONClient:
     """POST/GET JSON to one server; at most ``concurrency`` requests in flight."""
 
     def __init__(self, base_url: str, *, concurrency: int = 8,
-                 retry: RetryPolicy | None = None, api_key: str | None = None) -> None:
+                 retry: RetryPolicy | None = None, api_key: str | None = None,
+                 affinity_header: str | None = AFFINITY_HEADER) -> None:
         import httpx
 
         if not base_url.startswith(("http://", "https://")):
@@ -59,6 +106,8 @@ class JSONClient:
         self.base_url = base_url.rstrip("/")
         self.base_url = self.base_url.removesuffix("/v1")
         self.retry = retry or RetryPolicy()
+        #: the per-problem affinity header sent with each request (None: none)
+        self.affinity_header = affinity_header or None
         self.semaphore = asyncio.Semaphore(concurrency)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         self._client = httpx.AsyncClient(
@@ -75,6 +124,7 @@ class JSONClient:
 
         url = self.base_url + path
         last = "no attempt made"
+        headers = affinity_headers(self.affinity_header)
         async with self.semaphore:
             for attempt in range(self.retry.retries + 1):
                 if attempt:
@@ -82,7 +132,7 @@ class JSONClient:
                     await asyncio.sleep(self.retry.delay(attempt - 1))
                 self.n_requests += 1
                 try:
-                    resp = await self._client.request(method, path, json=body)
+                    resp = await self._client.request(method, path, json=body, headers=headers)
                     if resp.status_code == 429 or resp.status_code >= 500:
                         raise RetryableHTTPError(f"HTTP {resp.status_code}: {_brief(resp.text)}")
                     if resp.status_code >= 400:

@@ -24,7 +24,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from trimpomdp.errors import BackendError, InputError
 from trimpomdp.generation import vllm_prm_plugin
 from trimpomdp.generation.prm_incremental import ScoreMemo
 from trimpomdp.generation.prompting import (
+    INSTRUCTION,
     PRM_STEP_MARKER,
     prm_messages,
     render_chat,
@@ -101,6 +102,8 @@ class VLLMEngineBackend:
                  chat_template_kwargs: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self.model = str(model)
+        #: where this model runs, for error messages
+        self.location = f"in-process vLLM engine of {self.model}"
         self._tokenizer = tokenizer
         self._engine = engine
         self._own_engine = engine is None
@@ -138,14 +141,31 @@ class VLLMEngineBackend:
 
     async def generate_step(self, messages: Sequence[Message], *, stop: Sequence[str],
                             sampling: SamplingParams, logprobs: bool = False) -> StepOutput:
+        return await self._generate(messages, stop, sampling, logprobs, None)
+
+    async def stream_step(self, messages: Sequence[Message], *, stop: Sequence[str],
+                          sampling: SamplingParams,
+                          on_text: Callable[[str], Awaitable[None]]) -> StepOutput:
+        """:meth:`generate_step` with ``on_text`` called on each new piece of decoded text."""
+        return await self._generate(messages, stop, sampling, False, on_text)
+
+    async def _generate(self, messages: Sequence[Message], stop: Sequence[str],
+                        sampling: SamplingParams, logprobs: bool,
+                        on_text: Callable[[str], Awaitable[None]] | None) -> StepOutput:
         t0 = time.perf_counter()
         ids = self.prompt_ids(messages)
         final = None
+        sent = 0
         try:
             async for out in self.engine.generate({"prompt_token_ids": ids},
                                                   self._sampling(stop, sampling, logprobs),
                                                   _request_id(self.name)):
                 final = out
+                if on_text is not None and out.outputs:
+                    text = out.outputs[0].text  # cumulative
+                    if len(text) > sent:
+                        piece, sent = text[sent:], len(text)
+                        await on_text(piece)
         except (asyncio.CancelledError, InputError):
             raise
         except Exception as exc:  # noqa: BLE001 - an engine failure fails this problem only
@@ -181,16 +201,21 @@ class VLLMEnginePRM:
 
     ``mode``: ``"auto"`` (last-token pooling when the engine supports ``classify``, i.e. the
     plugin is registered, else STEP), ``"last"`` or ``"step"``. ``max_model_len`` is taken from
-    ``engine_args`` (default 4096, the release's PRM limit).
+    ``engine_args`` (default 4096, the release's PRM limit). ``instruction`` is the PRM chat's
+    system message (a task profile's ``prm_instruction``; default: the release's).
     """
 
     def __init__(self, model: str | os.PathLike[str], *, engine: Any = None,
                  engine_args: Mapping[str, Any] | None = None, tokenizer: Any = None,
-                 mode: str = "auto", plugin: bool = True) -> None:
+                 mode: str = "auto", plugin: bool = True,
+                 instruction: str = INSTRUCTION) -> None:
         if mode not in ("auto", "last", "step"):
             raise InputError(f"The 'mode' parameter of VLLMEnginePRM must be 'auto', 'last' or "
                              f"'step'. Got {mode!r} instead.")
         self.model = str(model)
+        self.instruction = instruction
+        #: where this PRM runs, for error messages
+        self.location = f"in-process vLLM engine of {self.model}"
         self.engine_args = {"runner": "pooling", "dtype": "float32", "max_model_len": 4096,
                             "enable_prefix_caching": True, **dict(engine_args or {})}
         self.max_model_len = int(self.engine_args["max_model_len"])
@@ -252,7 +277,7 @@ class VLLMEnginePRM:
     def prompt_ids(self, question: str, steps: Sequence[str]) -> list[int]:
         """The PRM chat's token ids, cut after the last step's marker."""
         tok = self.tokenizer
-        ids = tok(render_chat(tok, prm_messages(question, steps)),
+        ids = tok(render_chat(tok, prm_messages(question, steps, instruction=self.instruction)),
                   add_special_tokens=False)["input_ids"]
         last = max((i for i, t in enumerate(ids) if t == self.marker), default=-1)
         return list(ids[:last + 1])

@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from trimpomdp._io import write_json
 from trimpomdp.data.problems import Problem
 from trimpomdp.errors import InputError
+from trimpomdp.generation._http import AFFINITY_HEADER
 from trimpomdp.generation.loop import LoopConfig, run_problems
 from trimpomdp.generation.protocols import SamplingParams
 from trimpomdp.generation.runlog import (
@@ -41,7 +42,12 @@ RESUME_KEYS = ("policy", "model", "dataset", "max_steps", "max_step_tokens", "te
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LiveRunConfig:
-    """Everything ``trimpomdp run`` needs (also written to the run folder as ``run.json``)."""
+    """Everything ``trimpomdp run`` needs (also written to the run folder as ``run.json``).
+
+    With ``backend="vllm-inprocess"``, ``weak_url`` / ``strong_url`` / ``prm`` are local model
+    folders run by vLLM in this process (``engine_args``: see
+    :class:`~trimpomdp.generation.wiring.UpstreamSettings`).
+    """
 
     weak_url: str
     strong_url: str | None = None
@@ -67,6 +73,11 @@ class LiveRunConfig:
     timeout: float = 300.0
     retries: int = 3
     score_strong_steps: bool = False
+    #: "http" (model servers) or "vllm-inprocess" (vLLM engines in this process)
+    backend: str = "http"
+    engine_args: Mapping[str, Any] = field(default_factory=dict)
+    #: header carrying each problem's id on its upstream requests ("" or None: none)
+    affinity_header: str | None = AFFINITY_HEADER
 
     def __post_init__(self) -> None:
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(
@@ -89,7 +100,9 @@ class LiveRunConfig:
         return UpstreamSettings(
             weak_url=self.weak_url, strong_url=self.strong_url, prm=self.prm, api=self.api,
             weak_tokenizer=self.weak_tokenizer, strong_tokenizer=self.strong_tokenizer,
-            timeout=self.timeout, retries=self.retries, concurrency=self.server_concurrency)
+            timeout=self.timeout, retries=self.retries, concurrency=self.server_concurrency,
+            backend=self.backend, engine_args=self.engine_args,
+            affinity_header=self.affinity_header)
 
     def loop_config(self) -> LoopConfig:
         try:
@@ -108,8 +121,12 @@ class LiveRunConfig:
 
 async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *,
                    retry_failed: bool = False,
-                   on_record: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                   on_record: Callable[[dict[str, Any]], None] | None = None,
+                   on_start: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run (or resume) a live run into folder ``out``; returns the summary of the whole log.
+
+    ``on_start(to_do, skipped)`` and ``on_record(record)`` are :func:`run_problems`' hooks (the
+    CLI's progress bar).
 
     Everything is checked (settings, policy spec and its files, the TRIM model, the output path)
     and built before ``run.json`` is written, so a rejected command leaves the folder untouched.
@@ -142,7 +159,7 @@ async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *
                                        router_factory=factory,
                                        runlog=cast(Any, RegradingLog(log, profile)),
                                        concurrency=cfg.concurrency, config=loop_cfg,
-                                       on_record=on_record)
+                                       on_record=on_record, on_start=on_start)
             summary = summarize(log.records)
     finally:
         await up.aclose()

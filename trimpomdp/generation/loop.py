@@ -18,6 +18,7 @@ from trimpomdp.data.problems import Problem
 from trimpomdp.data.schema import RouteAction
 from trimpomdp.errors import InputError, TrimpomdpError
 from trimpomdp.evaluation.grading import is_equivalent, last_boxed
+from trimpomdp.generation._http import affinity
 from trimpomdp.generation.prm_incremental import open_session
 from trimpomdp.generation.prompting import (
     STEP_SEPARATOR,
@@ -79,13 +80,17 @@ async def solve_problem(problem: Problem, weak: GenerationBackend,
     The PRM is used through one scoring session per problem
     (:func:`~trimpomdp.generation.prm_incremental.open_session`): scorers that support it compute
     only each new step's tokens; the others re-score the whole prefix with ``score_steps``.
+
+    Every upstream request of this problem carries its id as affinity key
+    (:func:`~trimpomdp.generation._http.affinity`), for session-aware routers.
     """
-    session = open_session(prm, problem.question) if prm is not None else None
-    try:
-        return await _solve(problem, weak, strong, session, router, config)
-    finally:
-        if session is not None:
-            await session.aclose()
+    with affinity(problem.problem_id):
+        session = open_session(prm, problem.question) if prm is not None else None
+        try:
+            return await _solve(problem, weak, strong, session, router, config)
+        finally:
+            if session is not None:
+                await session.aclose()
 
 
 async def _solve(problem: Problem, weak: GenerationBackend, strong: GenerationBackend | None,
@@ -231,8 +236,12 @@ async def run_problems(problems: Sequence[Problem], *, weak: GenerationBackend,
                        strong: GenerationBackend | None, prm: PRMScorer | None,
                        router_factory: Callable[..., Router] | None, runlog: RunLog,
                        concurrency: int = 8, config: LoopConfig | None = None,
-                       on_record: Callable[[dict[str, Any]], None] | None = None) -> RunStats:
+                       on_record: Callable[[dict[str, Any]], None] | None = None,
+                       on_start: Callable[[int, int], None] | None = None) -> RunStats:
     """Solve every problem that the run log does not hold yet, ``concurrency`` at a time.
+
+    ``on_start(to_do, skipped)`` is called once before the first problem starts (a progress
+    display's total); ``on_record(record)`` after each problem.
 
     Each finished problem is appended (and fsynced) as soon as it is done, so a killed run
     resumes where it stopped; a problem is never written twice. ``router_factory`` gives each
@@ -252,6 +261,8 @@ async def run_problems(problems: Sequence[Problem], *, weak: GenerationBackend,
     sem = asyncio.Semaphore(concurrency)
     counts = {"ok": 0, "failed": 0}
     t0 = time.perf_counter()
+    if on_start is not None:
+        on_start(len(todo), len(problems) - len(todo))
 
     async def one(problem: Problem) -> None:
         async with sem:

@@ -1,14 +1,22 @@
 """Async client for OpenAI-compatible ``/v1/completions`` servers (vLLM, llama.cpp server).
 
-The prompt is rendered on the client with the model's own chat template (the release's
-``continue_final_message``), so the server sees exactly the text the release sends. Without a local
-tokenizer the client falls back to ``/v1/chat/completions`` with ``continue_final_message`` (a vLLM
-extension), which renders the same prompt on the server.
+Prompts travel as **token ids**: the chat (the release's ``continue_final_message``) is rendered
+with the model's own chat template and tokenized once, so the server decodes after exactly the
+tokens the client sent. The tokenizer is a local folder (given, or the server's model folder when
+it is on this machine), or else the server's own ``POST /tokenize`` with the chat messages (vLLM:
+its template, applied exactly); a template that trims message content (Llama-3 style ``| trim``)
+drops the trailing ``"\n\n"`` of the continued message, which is then appended as tokens.
+
+Server-side chat rendering (``/v1/chat/completions`` with ``continue_final_message``) is the
+lossy fallback: used when forced (``api="chat"``, with a warning; refused for templates that trim
+content, whose step separator it would lose) or, with a warning, under ``api="auto"`` when neither
+a local tokenizer nor ``/tokenize`` is available (a non-vLLM server).
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,11 +24,26 @@ from pathlib import Path
 from typing import Any
 
 from trimpomdp.errors import BackendError, InputError
-from trimpomdp.generation._http import JSONClient, RetryPolicy
+from trimpomdp.generation._http import AFFINITY_HEADER, JSONClient, RetryPolicy, affinity_headers
 from trimpomdp.generation.prompting import render_continuation
 from trimpomdp.generation.protocols import Message, SamplingParams, StepOutput
 
 _APIS = ("auto", "completions", "chat")
+_LOG = logging.getLogger("trimpomdp")
+#: a continued assistant message ending in the step separator: a template that trims message
+#: content renders it without the trailing "\n\n"
+_PROBE: list[Message] = [{"role": "user", "content": "Hi"},
+                         {"role": "assistant", "content": "Solution: 1\n\n"}]
+
+
+def trims_final_message(rendered: str, final: str) -> bool:
+    """Whether a rendering of a continued message lost its trailing whitespace (``| trim``)."""
+    stripped = final.rstrip()
+    return stripped != final and not rendered.endswith(final) and rendered.endswith(stripped)
+
+
+def _is_client_error(exc: BackendError) -> bool:
+    return "was rejected with HTTP 4" in str(exc)
 
 
 def load_tokenizer(path: str | os.PathLike[str]) -> Any:
@@ -39,14 +62,18 @@ def load_tokenizer(path: str | os.PathLike[str]) -> Any:
 class OpenAICompletionsBackend:
     """One model behind an OpenAI-compatible server, as a :class:`GenerationBackend`.
 
-    ``api='auto'`` renders prompts locally when a tokenizer is given or the server's model path
-    (vLLM's ``/v1/models`` ``root``) exists on this machine, else uses the chat endpoint.
+    ``api='auto'``/``'completions'``: token-id prompts to ``/v1/completions``, tokenized with the
+    given tokenizer, the server's model folder (vLLM's ``/v1/models`` ``root``) when it exists on
+    this machine, or the server's ``/tokenize``; ``'auto'`` falls back to the chat endpoint (with
+    a warning) when none of them is available. ``'chat'``: the server renders (lossy, warned).
+    :attr:`tokenize` says which (``"local"``, ``"server"`` or None for chat).
     """
 
     def __init__(self, base_url: str, *, name: str = "model", model: str | None = None,
                  tokenizer: Any = None, api: str = "auto", concurrency: int = 8,
                  retry: RetryPolicy | None = None, api_key: str | None = None,
-                 chat_template_kwargs: dict[str, Any] | None = None) -> None:
+                 chat_template_kwargs: dict[str, Any] | None = None,
+                 affinity_header: str | None = AFFINITY_HEADER) -> None:
         if api not in _APIS:
             raise InputError(f"The 'api' parameter of OpenAICompletionsBackend must be one of "
                              f"{_APIS}. Got {api!r} instead.")
@@ -56,8 +83,15 @@ class OpenAICompletionsBackend:
         #: passed to the chat template (e.g. {"enable_thinking": False}); vLLM's extension
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self._tokenizer = tokenizer
-        self.http = JSONClient(base_url, concurrency=concurrency, retry=retry, api_key=api_key)
+        self.http = JSONClient(base_url, concurrency=concurrency, retry=retry, api_key=api_key,
+                               affinity_header=affinity_header)
         self._api_key = api_key
+        #: how prompts become token ids: "local" (a tokenizer here), "server" (its /tokenize),
+        #: None (server-side chat rendering); set by setup()
+        self.tokenize: str | None = None
+        #: whether the model's chat template trims message content (None: not known)
+        self.template_trims: bool | None = None
+        self._suffix_ids: dict[str, list[int]] = {}
         self._retry = retry or RetryPolicy()
         self._stream_client: Any = None
         self._setup_lock = asyncio.Lock()
@@ -68,7 +102,7 @@ class OpenAICompletionsBackend:
         return self.http.base_url
 
     async def setup(self) -> None:
-        """Resolve the served model name and how prompts are rendered (once)."""
+        """Resolve the served model name and how prompts become token ids (once)."""
         async with self._setup_lock:
             if self._ready:
                 return
@@ -84,15 +118,100 @@ class OpenAICompletionsBackend:
                 root = entry.get("root")
             if isinstance(self._tokenizer, (str, os.PathLike)):
                 self._tokenizer = load_tokenizer(self._tokenizer)
-            if self._tokenizer is None and self.api != "chat":
-                if root and Path(root).is_dir():
-                    self._tokenizer = load_tokenizer(root)
-                elif self.api == "completions":
-                    raise InputError(f"api='completions' needs a tokenizer for {self.name} (the "
-                                     f"server's model path {root!r} is not on this machine)")
-            if self.api == "auto":
-                self.api = "completions" if self._tokenizer is not None else "chat"
+            if self._tokenizer is None and self.api != "chat" and root and Path(root).is_dir():
+                self._tokenizer = load_tokenizer(root)
+            if self.api == "chat":
+                await self._check_chat_rendering()
+            elif self._tokenizer is not None:
+                self.tokenize, self.api = "local", "completions"
+                self.template_trims = self._local_trims()
+            else:
+                await self._probe_server_tokenize()
             self._ready = True
+
+    def _local_trims(self) -> bool | None:
+        try:
+            text = self._tokenizer.apply_chat_template(
+                list(_PROBE), tokenize=False, add_generation_prompt=False,
+                continue_final_message=True, **self.chat_template_kwargs)
+        except Exception:  # noqa: BLE001 - a template that cannot continue: unknown
+            return None
+        return trims_final_message(str(text), _PROBE[-1]["content"])
+
+    async def _server_chat_ids(self, messages: Sequence[Message]) -> list[int]:
+        body: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in messages],
+                                "add_generation_prompt": False, "continue_final_message": True,
+                                "add_special_tokens": False}
+        if self.chat_template_kwargs:
+            body["chat_template_kwargs"] = self.chat_template_kwargs
+        return _token_list(await self.http.post("/tokenize", body), self.base_url)
+
+    async def _server_trims(self) -> bool:
+        ids = await self._server_chat_ids(_PROBE)
+        doc = await self.http.post("/detokenize", {"model": self.model, "tokens": ids})
+        text = doc.get("prompt") if isinstance(doc, dict) else None
+        if not isinstance(text, str):
+            raise BackendError(f"{self.base_url}/detokenize: no field 'prompt': {str(doc)[:200]}")
+        return trims_final_message(text, _PROBE[-1]["content"])
+
+    async def _probe_server_tokenize(self) -> None:
+        """No local tokenizer: token ids from the server's ``/tokenize``, if it has one."""
+        try:
+            self.template_trims = await self._server_trims()
+        except BackendError as exc:
+            if not _is_client_error(exc):
+                raise
+            if self.api == "completions":
+                raise InputError(f"api='completions' needs a tokenizer for {self.name}: the "
+                                 f"server's model folder is not on this machine and "
+                                 f"{self.base_url} has no POST /tokenize ({exc}). Pass "
+                                 f"--{self.name}-tokenizer DIR.", field="api") from None
+            _LOG.warning("%s at %s: no local tokenizer and no POST /tokenize (%s); the server "
+                         "renders each prompt from the chat messages (lossy: the template may "
+                         "alter the continued message). Pass --%s-tokenizer DIR for exact "
+                         "token-id prompts.", self.name, self.base_url, exc, self.name)
+            self.api = "chat"
+            return
+        self.tokenize, self.api = "server", "completions"
+
+    async def _check_chat_rendering(self) -> None:
+        """``api='chat'``: refuse a template that trims content, else warn (lossy)."""
+        trims = self._local_trims() if self._tokenizer is not None else None
+        if trims is None:
+            try:
+                trims = await self._server_trims()
+            except BackendError as exc:
+                if not _is_client_error(exc):
+                    raise
+        self.template_trims = trims
+        if trims:
+            raise InputError(f"api='chat' cannot be used with {self.name} at {self.base_url}: "
+                             "its chat template trims message content (Llama-3 style `| trim`), "
+                             "so server-side rendering drops the step separator \"\\n\\n\" "
+                             "before each continued step. Use --api auto (token-id prompts).",
+                             field="api")
+        _LOG.warning("%s at %s: --api chat: the server renders each prompt from the chat "
+                     "messages (lossy%s); --api auto sends exact token-id prompts.", self.name,
+                     self.base_url, "" if trims is False else
+                     "; whether the template keeps the step separator could not be checked")
+
+    async def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """The continued chat as the token ids sent to ``/v1/completions`` (after setup)."""
+        if self.tokenize == "local":
+            enc = self._tokenizer(self.render(messages), add_special_tokens=False)
+            return [int(t) for t in enc["input_ids"]]
+        if self.tokenize != "server":
+            raise BackendError(f"{self.name}: no tokenizer (api={self.api!r})")
+        ids = await self._server_chat_ids(messages)
+        final = messages[-1]["content"]
+        tail = final[len(final.rstrip()):]
+        if tail and self.template_trims:  # the template dropped it: append it as tokens
+            if tail not in self._suffix_ids:
+                doc = await self.http.post("/tokenize", {"model": self.model, "prompt": tail,
+                                                         "add_special_tokens": False})
+                self._suffix_ids[tail] = _token_list(doc, self.base_url)
+            ids += self._suffix_ids[tail]
+        return ids
 
     def render(self, messages: Sequence[Message]) -> str:
         """The exact prompt text sent to ``/v1/completions``."""
@@ -119,8 +238,7 @@ class OpenAICompletionsBackend:
         t0 = time.perf_counter()
         body = self._sampling_body(stop, sampling)
         if self.api == "completions":
-            body["prompt"] = self.render(messages)
-            body["add_special_tokens"] = False  # the template already wrote BOS etc. (vLLM)
+            body["prompt"] = await self.prompt_ids(messages)
             if logprobs:
                 body["logprobs"] = 0
             doc = await self.http.post("/v1/completions", body)
@@ -168,12 +286,11 @@ class OpenAICompletionsBackend:
                           and not isinstance(prompt_tokens, bool) and prompt_tokens >= 0 else None,
                           token_logprobs=pairs)
 
-    def _request_body(self, messages: Sequence[Message], stop: Sequence[str],
-                      sampling: SamplingParams) -> tuple[str, dict[str, Any]]:
+    async def _request_body(self, messages: Sequence[Message], stop: Sequence[str],
+                            sampling: SamplingParams) -> tuple[str, dict[str, Any]]:
         body = self._sampling_body(stop, sampling)
         if self.api == "completions":
-            body["prompt"] = self.render(messages)
-            body["add_special_tokens"] = False
+            body["prompt"] = await self.prompt_ids(messages)
             return "/v1/completions", body
         body.update(messages=[dict(m) for m in messages], add_generation_prompt=False,
                     continue_final_message=True)
@@ -190,7 +307,7 @@ class OpenAICompletionsBackend:
 
         await self.setup()
         t0 = time.perf_counter()
-        path, body = self._request_body(messages, stop, sampling)
+        path, body = await self._request_body(messages, stop, sampling)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         url = self.base_url + path
@@ -203,7 +320,9 @@ class OpenAICompletionsBackend:
         finish, stop_reason, usage, has_reason = "stop", None, None, False
         async with self.http.semaphore:
             try:
-                async with self._stream_client.stream("POST", path, json=body) as resp:
+                async with self._stream_client.stream(
+                        "POST", path, json=body,
+                        headers=affinity_headers(self.http.affinity_header)) as resp:
                     if resp.status_code >= 400:
                         detail = " ".join((await resp.aread()).decode("utf-8", "replace").split())
                         raise BackendError(f"POST {url} was rejected with HTTP "
@@ -258,7 +377,7 @@ class OpenAICompletionsBackend:
         Returns ``(character offset in continuation, logprob)`` per token; needs the completions API.
         """
         await self.setup()
-        if self.api != "completions":
+        if self.tokenize != "local":
             raise BackendError(f"{self.name}: scoring text needs /v1/completions with a local "
                                "tokenizer (pass tokenizer=...)")
         prompt = self.render(messages)
@@ -277,6 +396,15 @@ class OpenAICompletionsBackend:
         if self._stream_client is not None:
             await self._stream_client.aclose()
         await self.http.aclose()
+
+
+def _token_list(doc: Any, url: str) -> list[int]:
+    toks = doc.get("tokens") if isinstance(doc, dict) else None
+    if not isinstance(toks, list) or not all(isinstance(t, int) and not isinstance(t, bool)
+                                             for t in toks):
+        raise BackendError(f"{url}/tokenize: no list of token ids in field 'tokens': "
+                           f"{str(doc)[:200]}")
+    return list(toks)
 
 
 def _first_choice(doc: Any, url: str) -> dict[str, Any]:

