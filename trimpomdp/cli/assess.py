@@ -91,10 +91,14 @@ def check_args(args: argparse.Namespace) -> Path | None:
                      field="train_problems")
     if args.write_model is not None:
         check_number(args.knots, "--knots", lo=2, hi=100_000, integer=True, field="knots")
-        grid_size(args.grid)
-        if not 0.005 <= args.grid <= 0.5:
-            raise InputError(f"The '--grid' option must be a bin size in [0.005, 0.5]. Got "
-                             f"{args.grid!r} instead.", field="grid")
+        try:
+            grid_size(args.grid)
+            ok = 0.005 <= args.grid <= 0.5
+        except InputError:
+            ok = False
+        if not ok:
+            raise InputError(f"--grid must be a bin size in [0.005, 0.5] that divides 1 into "
+                             f"equal bins (e.g. 0.025). Got {args.grid!r} instead.", field="grid")
         check_output_path(args.write_model, option="--write-model")
     if args.out is None:
         return None
