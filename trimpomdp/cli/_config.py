@@ -98,10 +98,10 @@ def apply_config_file(args: argparse.Namespace, add_arguments: Callable[[Any], N
     add_arguments(ref)
     actions = {a.dest: a for a in ref._actions if a.option_strings and a.dest != "help"}
     for raw_key, value in doc.items():
-        if isinstance(value, dict):
-            continue  # another command's table
         key = raw_key.replace("-", "_")
         action = actions.get(key)
+        if isinstance(value, dict) and (action is None or action.metavar != "JSON"):
+            continue  # another command's table
         if action is None or key == "config":
             raise InputError(f"unknown key for `trimpomdp {command}`; the keys are the long "
                              f"options: {', '.join(sorted(k for k in actions if k != 'config'))}.",
