@@ -1,5 +1,6 @@
 """Budget → λ: the vectorised POMDP rule equals the per-step router; budgets use the loaded
-model's own simulator; the found λ meets the target and one step less does not."""
+model's own simulator; the found λ meets the target and one step less does not; the fast search
+finds the former bisection's λ within the tolerance; the scenario cache returns the same draws."""
 from __future__ import annotations
 
 import json
@@ -7,11 +8,21 @@ import json
 import numpy as np
 import pytest
 
+from trimpomdp import tuning
 from trimpomdp.cli.main import main
+from trimpomdp.errors import InputError
 from trimpomdp.pomdp.trim import TrimPOMDP
 from trimpomdp.sim import NaiveSimulator, load_simulator
 from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
-from trimpomdp.tuning import search_budget, simulator_for, strong_share
+from trimpomdp.tuning import budget_scenario, search_budget, simulator_for, strong_share
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """Each test gets an empty scenario cache (disk and memory)."""
+    monkeypatch.setenv("TRIMPOMDP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("TRIMPOMDP_NO_CACHE", raising=False)
+    monkeypatch.setattr(tuning, "_SCENARIOS", {})
 
 
 @pytest.mark.parametrize("belief", ["filter", "release"])
@@ -57,8 +68,74 @@ def test_solve_budget_reports_the_simulator(default_model, tmp_path, capsys):
     cap = capsys.readouterr()
     out = json.loads(cap.out)
     assert "my-pair" in out["simulator"] and out["simulated_share"] <= 0.2
-    assert "budget search" in cap.err  # progress lines
+    assert "budget search [model:my-pair" in cap.err  # progress lines name the simulator
+    assert out["simulated_problems"] in ("built", "memory")
     pol = json.loads((tmp_path / "p.json").read_text())
     assert pol["lam"] == pytest.approx(out["lambda"])
     assert np.isfinite(out["value_t0"])
     assert TrimPOMDP(model=own, lam=out["lambda"]).lam == out["lambda"]
+
+
+def _same_scenario(a, b):
+    for f in ("L", "p_w", "p_s", "u_w", "u_s", "n_w", "n_s", "sc_ok", "sc_err", "sc_post",
+              "ss_ok", "ss_err", "ss_post", "problem", "n_w_err", "n_w_post", "n_s_err",
+              "n_s_post"):
+        x, y = getattr(a, f), getattr(b, f)
+        assert (x is None) == (y is None), f
+        if x is not None:
+            np.testing.assert_array_equal(x, y, err_msg=f)
+    assert (a.seed, a.source) == (b.seed, b.source)
+
+
+def test_scenario_cache_returns_the_simulators_draws(default_model, tmp_path, monkeypatch):
+    ref = load_simulator().scenario(200, 3)
+    sc, name, where = budget_scenario(default_model, 200, 3)
+    assert where == "built" and "calibrated" in name
+    _same_scenario(sc, ref)
+    files = list((tmp_path / "cache").glob("budget_scenario_*_200_3.npz"))
+    assert len(files) == 1
+    assert budget_scenario(default_model, 200, 3)[2] == "memory"
+    monkeypatch.setattr(tuning, "_SCENARIOS", {})
+    sc2, _, where2 = budget_scenario(default_model, 200, 3)
+    assert where2 == "disk"
+    _same_scenario(sc2, ref)
+    files[0].write_bytes(b"not an npz")  # a damaged cache file is rebuilt, not fatal
+    monkeypatch.setattr(tuning, "_SCENARIOS", {})
+    sc3, _, where3 = budget_scenario(default_model, 200, 3)
+    assert where3 == "built"
+    _same_scenario(sc3, ref)
+    assert budget_scenario(default_model, 200, 3, cache=False)[2] == "built"
+
+
+def test_no_cache_env_writes_nothing(default_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIMPOMDP_NO_CACHE", "1")
+    assert budget_scenario(default_model, 50, 1)[2] == "built"
+    assert not (tmp_path / "cache").exists()
+
+
+def test_own_model_scenario_is_its_naive_simulators(default_model):
+    own = default_model.replace(p_weak=0.8, name="my-pair")
+    sc, name, where = budget_scenario(own, 150, 4)
+    assert "my-pair" in name and where == "built"
+    _same_scenario(sc, NaiveSimulator(own).scenario(150, 4))
+
+
+@pytest.mark.parametrize("own,budget", [(False, 0.25), (True, 0.15), (True, 0.22)])
+def test_fast_search_finds_the_bisection_lambda(default_model, own, budget):
+    """Same scenario and fine tolerance, so the crossing is the same: the two λ agree within
+    the search tolerance; the fast search needs fewer evaluations."""
+    model = default_model.replace(p_weak=0.85, name="my-pair") if own else default_model
+    old = search_budget(model, budget, n=300, method="bisect")
+    new = search_budget(model, budget, n=300)
+    assert abs(new.lam - old.lam) <= 2e-3, (old, new)
+    assert new.share <= budget and old.share <= budget
+    assert new.evaluations < old.evaluations and new.method == "fast"
+    fine = FiniteHorizonSolver(tol=1e-3)
+    sc = budget_scenario(model, 300, 0)[0]
+    below = strong_share(model, new.lam - 2e-3, sc, vectorised=True, solver=fine)
+    assert below["strong_share"] > budget  # one tolerance lower overspends: it is the crossing
+
+
+def test_search_rejects_an_unknown_method(default_model):
+    with pytest.raises(InputError, match="method"):
+        search_budget(default_model, 0.2, n=50, method="golden")

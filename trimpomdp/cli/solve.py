@@ -27,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tol", type=float, default=1e-5,
                    help="pruning tolerance × reward, in (0, 1] (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--search", choices=["fast", "bisect"], default="fast", help="with --budget: "
+                   "the λ search (fast: cached simulated problems, coarse bracketing solves; "
+                   "bisect: the former search, for benchmarks/budget_speed.py)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,10 +40,11 @@ def run(args: argparse.Namespace) -> int:
     if args.budget is not None:
         b = check_number(args.budget, "--budget", lo=0.0, hi=1.0, field="budget")
         say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-        res = search_budget(model, b, progress=say)
+        res = search_budget(model, b, progress=say, method=args.search)
         lam = res.lam
         out.update(budget=b, simulated_share=round(res.share, 4), simulator=res.simulator,
-                   search_seconds=round(res.seconds, 3), search_evaluations=res.evaluations)
+                   search_seconds=round(res.seconds, 3), search_evaluations=res.evaluations,
+                   search_fine_solves=res.fine_solves, simulated_problems=res.scenario_source)
     else:
         lam = check_number(args.lam, "--lambda", lo=0.0, hi=LAMBDA_MAX, field="lambda")
     policy, info = FiniteHorizonSolver(tol=tol).solve_info(TrimPOMDP(model=model, lam=lam))
