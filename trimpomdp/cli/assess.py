@@ -29,6 +29,7 @@ from trimpomdp.evaluation.assess import (
     plot_reliability,
     split_problems,
 )
+from trimpomdp.evaluation.score_model import CalibratedScoreModel
 from trimpomdp.model import TrimModel, load_model
 from trimpomdp.observation.grid import grid_size
 
@@ -168,8 +169,6 @@ def _text(summary: dict[str, Any]) -> str:
 
 def _write_model(args: argparse.Namespace, base: TrimModel, train: Any) -> TrimModel:
     """Fit the calibrated-score model on ``train`` and save it (atomically) as a TRIM model."""
-    from trimpomdp.evaluation.score_model import CalibratedScoreModel
-
     if not train.has_outcome.any():
         raise InputError("--write-model needs training traces with a final-answer outcome "
                          "('correct'). Got none.", field="correct")
