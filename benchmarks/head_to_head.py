@@ -6,7 +6,10 @@ TRIM-Agg (and TRIM-Seq) vs query-level baselines, all on the same problems and d
 
 Writes ``benchmarks/results/head_to_head.{md,json,png}``; trained checkpoints are cached in
 ``benchmarks/results/ckpt/`` per calibration (delete to retrain). Also compares the simulated
-TRIM-POMDP (release rule) with the release's measured TRIM-POMDP rows at the same λ. Every
+TRIM-POMDP (release rule) with the release's measured TRIM-POMDP rows at the same λ. The
+release rule is reproduced step for step (:mod:`trimpomdp.sim.release_rule`), and every policy
+runs in the release's loop: a regenerated step's strong text is re-scored, its PRM score enters
+the min / product of previous scores (``observe_regenerated``). Every
 figure of the simulated table is simulated; intervals are 90 % percentile intervals over
 bootstrap resamples of the simulated problems (simulation noise only; the calibration
 uncertainty of the simulator is in ``benchmarks/results/sim_validation.md``). The step oracle
@@ -24,7 +27,7 @@ import numpy as np
 matplotlib.use("Agg")
 
 from trimpomdp import load_model
-from trimpomdp._io import write_json
+from trimpomdp._io import atomic_write, write_json
 from trimpomdp.routing.router import StepRouter
 from trimpomdp.data.trim_release import read_release_results
 from trimpomdp.evaluation.curves import point_from_run, references_from_runs
@@ -35,6 +38,7 @@ from trimpomdp.routing.spec import make_router, pomdp_router
 from trimpomdp.pomdp.trim import TrimPOMDP
 from trimpomdp.resources import resource_path
 from trimpomdp.sim import PAIRED_CALIBRATION_FILE, RunResult, load_simulator, simulate, step_oracle
+from trimpomdp.sim.release_rule import OBSERVE_STRONG_SCORES, release_factory
 from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -97,7 +101,7 @@ def main() -> None:
     runs: dict[str, list[tuple[RunResult, float]]] = {}
 
     def run(router):
-        return simulate(router, sc)
+        return simulate(router, sc, observe_regenerated=OBSERVE_STRONG_SCORES)
     refs = {s: run(make_router(s, record=False)) for s in ("weak", "strong", "oracle")}
     ref = references_from_runs(refs["weak"], refs["strong"], refs["oracle"])
     def add(key, res, param):
@@ -114,9 +118,9 @@ def main() -> None:
     pomdp_vs_release = []
     for lam in LAMS:
         pol = solver.solve(TrimPOMDP(model=model, lam=lam))
-        for belief, key in (("release", "TRIM-POMDP (release rule)"),
-                            ("filter", "TRIM-POMDP (Bayes filter)")):
-            add(key, run(pomdp_router(pol, belief=belief, record=False)), lam)
+        add("TRIM-POMDP (release rule)", run(release_factory(pol)), lam)
+        add("TRIM-POMDP (Bayes filter)", run(pomdp_router(pol, belief="filter", record=False)),
+            lam)
     for lam in ([] if args.no_learned else AGG_LAMS):
         add("TRIM-Agg", run(StepRouter(learned("agg", lam, args.agg_iterations, sim, tag),
                                        record=False)), lam)
@@ -187,7 +191,10 @@ def main() -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     few = sc.subset(list(range(12)))
     for a, belief in zip(axes, ("filter", "release")):
-        tr = simulate(pomdp_router(pol, belief=belief), few, keep_traces=True).traces
+        make = (release_factory(pol, record=True) if belief == "release"
+                else pomdp_router(pol, belief=belief))
+        tr = simulate(make, few, keep_traces=True,
+                      observe_regenerated=OBSERVE_STRONG_SCORES).traces
         plot_belief_trajectories(tr, ax=a, title=f"TRIM-POMDP λ=0.25, {belief} belief")
     save(fig, OUT / "belief_trajectories.png")
     from trimpomdp.evaluation.metrics import References
@@ -226,7 +233,8 @@ def main() -> None:
                      f"{r['acc_sim_filter']:.3f} | {r['tokens_meas']:.1f} | "
                      f"{r['tokens_sim_release_rule']:.1f} | {r['tokens_sim_filter']:.1f} |")
     lines += ["", f"Wall time {time.time() - t0:.0f} s."]
-    (OUT / "head_to_head.md").write_text("\n".join(lines) + "\n")
+    with atomic_write(OUT / "head_to_head.md") as fh:
+        fh.write("\n".join(lines) + "\n")
     write_json(OUT / "head_to_head.json", {"n": args.n, "seed": args.seed, "rows": rows,
                                            "measured_rows": meas_rows,
                                            "pomdp_vs_release": pomdp_vs_release})

@@ -2,17 +2,23 @@
 :mod:`trimpomdp.sim.validation`.
 
     python benchmarks/sim_validation.py [--fit] [--n 4000] [--seed 0] [--boot 20] [--quick]
+        [--reuse-fits]
 
 For the first calibration ("before": iid scores and tokens, three score shifts fitted on Thr)
-and the paired-step calibration ("after", ``data/sim/calibration_math500_paired.json``):
+and the paired-step calibrations ("after", ``data/sim/calibration_math500_paired*.json``):
 
-1. fitted on the measured TRIM-Thr curve only → predicted measured TRIM-POMDP curve (release
-   rule, the release's λ), per point, with simulation SEs; the Thr fit itself per point;
+1. fitted on the measured TRIM-Thr curve only → predicted measured TRIM-POMDP curve at the
+   release's λ, per point, with simulation SEs, under the release's exact runtime rule
+   (:mod:`trimpomdp.sim.release_rule`) and under the earlier approximation of it; the Thr fit
+   itself per point;
 2. fit on part of the Thr curve (k ≤ 0.45 / k > 0.45 / every other k), predict the rest;
 3. ("after" only) 90 % intervals from refits on bootstrap resamples of the Thr rows.
 
-``--fit`` refits the paired calibration on all Thr rows first and writes its file. Writes
-``benchmarks/results/sim_validation.{md,json}``. ``--quick``: small n, 4 bootstrap refits.
+``--fit`` refits the paired calibration on all Thr rows first and writes its file.
+``--reuse-fits`` takes the split refits' tables and the bootstrap refits' parameters from the
+previous ``sim_validation.json`` (they use the Thr rows only and are deterministic, so only the
+POMDP predictions are recomputed). Writes ``benchmarks/results/sim_validation.{md,json}``.
+``--quick``: small n, 4 bootstrap refits.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ import time
 from pathlib import Path
 
 from trimpomdp import load_model
-from trimpomdp._io import envelope, write_json
+from trimpomdp._io import atomic_write, envelope, read_json, write_json
 from trimpomdp.data.trim_release import read_release_results
 from trimpomdp.resources import resource_path
 from trimpomdp.sim.calibrated import (
@@ -34,6 +40,9 @@ from trimpomdp.sim.calibrated import (
 from trimpomdp.sim.fitting import DEFAULT_GRID, fit_thr, params_of
 from trimpomdp.sim.validation import (
     bootstrap_predictions,
+    compare,
+    pomdp_curve,
+    score,
     intervals,
     pomdp_policies,
     thr_split_check,
@@ -99,6 +108,8 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=12)
     ap.add_argument("--boot-n", type=int, default=2000)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reuse-fits", action="store_true",
+                    help="reuse the split tables and bootstrap refits of the previous JSON")
     args = ap.parse_args()
     if args.quick:
         args.n, args.boot, args.boot_n = 1000, 4, 1000
@@ -130,25 +141,47 @@ def main() -> None:
     def refit_v1(rows):
         return CalibratedSimulator().fit().fit_score_shift(rows, objective="joint")
 
-    report: dict = {"n": args.n, "seed": args.seed, "simulators": {}}
+    prev: dict = {}
+    if args.reuse_fits and (OUT / "sim_validation.json").exists():
+        prev = read_json(OUT / "sim_validation.json")
+    report: dict = {"n": args.n, "seed": args.seed, "simulators": {},
+                    "rules": {"release-exact": "the release's loop step for step (strong steps' "
+                              "scores in the min, reflected KDE, snapped table lookup, last step "
+                              "unknown)", "release-approx": "earlier approximation (bilinear "
+                              "binned density, regenerated step = 1.0 in the min, exact "
+                              "tokens/belief, last step known)"}}
     for name, sim in sims.items():
         res = thr_to_pomdp(sim, thr, pom, policies, n=args.n, seed=args.seed)
-        if name.startswith("before"):
-            fit = refit_v1
+        sc = sim.scenario(args.n, args.seed)
+        approx = compare(pomdp_curve(sc, {float(r["cost_per_token"]):
+                                          policies[float(r["cost_per_token"])] for r in pom},
+                                     rule="release-approx"), pom, "cost_per_token")
+        res["pomdp_approx_rule"], res["pomdp_approx_rule_score"] = approx, score(approx)
+        old_res = prev.get("simulators", {}).get(name, {})
+        if old_res.get("splits") and prev.get("n") == args.n and prev.get("seed") == args.seed:
+            res["splits"] = old_res["splits"]
         else:
-            st, obj = params_of(sim), objectives[name]
-            fit = (lambda rows, st=st, obj=obj:
-                   fit_paired(rows, start=st, sweeps=2, objective=obj)[0])
-        res["splits"] = [thr_split_check(fit, thr, how, n=args.n, seed=args.seed) for how in SPLITS]
+            if name.startswith("before"):
+                fit = refit_v1
+            else:
+                st, obj = params_of(sim), objectives[name]
+                fit = (lambda rows, st=st, obj=obj:
+                       fit_paired(rows, start=st, sweeps=2, objective=obj)[0])
+            res["splits"] = [thr_split_check(fit, thr, how, n=args.n, seed=args.seed)
+                             for how in SPLITS]
         report["simulators"][name] = res
         print(name, res["pomdp_score"], f"{time.time() - t0:.0f}s")
+    old_boot = prev.get("bootstrap", {})
+    refits = (old_boot.get("params") if old_boot.get("n") == args.boot_n
+              and len(old_boot.get("params", [])) >= args.boot else None)
     boot = bootstrap_predictions(after, thr, pom, policies, start=start, b=args.boot,
                                  n=args.boot_n, fit_n=args.boot_n, seed=args.seed,
-                                 progress=print)
+                                 progress=print, refits=refits)
     iv = intervals(boot["pomdp"], pom, "cost_per_token")
     inner = [r for r in thr if 0.0 < float(r["threshold"]) < 1.0]
     iv_thr = intervals(boot["thr"], inner, "threshold")
     report["bootstrap"] = {"b": args.boot, "n": args.boot_n, "params": boot["params"],
+                           "refits_reused": refits is not None,
                            "pomdp_intervals": iv, "thr_intervals": iv_thr}
 
     lines = ["# Simulator validation out of sample (MATH-500, Qwen2.5-1.5B → 7B, release runtime rule)",
@@ -156,16 +189,40 @@ def main() -> None:
              f"{args.n} simulated problems per point, seed {args.seed}; ± = simulation SE. "
              "Goal per POMDP point: |Δacc| ≤ 0.03 and |ΔC̄| ≤ max(20 %, 10 tokens). The "
              "measured points themselves have SE ≈ 0.021 in accuracy.", "",
-             "Reproduce: `python benchmarks/sim_validation.py` (add `--fit` to refit the paired "
-             "calibration on the Thr curve first).", "", "## Summary", ""] + SCORE_HEAD
+             "POMDP rule: **exact** = the release's loop step for step "
+             "(`trimpomdp.sim.release_rule`: a regenerated step's strong text is re-scored and "
+             "its score enters the min of previous scores; reflected-KDE belief; closeness gate "
+             "0.4; table lookup at the snapped token bin and 0.025 belief grid, last step "
+             "unknown); **approx** = the earlier approximation (bilinear binned density, a "
+             "regenerated step counting 1.0 in the min, exact tokens and belief, last step "
+             "known). The simulator is the same in both; only the runtime rule differs.", "",
+             "Reproduce: `python benchmarks/sim_validation.py --n 4000 --boot 10 --boot-n 1500` "
+             "(add `--fit` to refit the paired calibration on the Thr curve first, "
+             "`--reuse-fits` to reuse the Thr-only refits of the previous JSON).", "",
+             "## Summary", ""] + SCORE_HEAD
     for name, res in report["simulators"].items():
-        lines.append(score_line(f"{name}: Thr (fit) → TRIM-POMDP, 8 λ", res["pomdp_score"]))
+        lines.append(score_line(f"{name}: Thr (fit) → TRIM-POMDP, 8 λ, exact rule",
+                                res["pomdp_score"]))
+        lines.append(score_line(f"{name}: Thr (fit) → TRIM-POMDP, 8 λ, approx rule",
+                                res["pomdp_approx_rule_score"]))
         lines.append(score_line(f"{name}: Thr in-sample, 19 k", res["thr_score"]))
         for sp in res["splits"]:
             lines.append(score_line(f"{name}: Thr {sp['split']} → rest", sp["score"]))
+    lines += ["", "Accuracy against the measurement noise (z = Δacc / √(SE_meas² + SE_sim²), "
+              "SE_meas = √(p(1−p)/500)); χ² = Σ z² over the 8 λ, p = P(χ²₈ > χ²) for a "
+              "simulator that is right up to noise:", "",
+              "| simulator / rule | z per λ | χ² | p |", "|---|---|---|---|"]
     for name, res in report["simulators"].items():
-        lines += ["", f"## {name}: predicted TRIM-POMDP curve (fitted on TRIM-Thr only)", ""]
+        for lab, key in (("exact", "pomdp_score"), ("approx", "pomdp_approx_rule_score")):
+            sc_ = res[key]
+            lines.append(f"| {name}, {lab} | {' '.join(f'{z:+.1f}' for z in sc_['acc_z'])} | "
+                         f"{sc_['acc_chi2']:.1f} | {sc_['acc_chi2_p']:.2f} |")
+    for name, res in report["simulators"].items():
+        lines += ["", f"## {name}: predicted TRIM-POMDP curve (fitted on TRIM-Thr only), "
+                  "exact release rule", ""]
         lines += table(res["pomdp"], "λ")
+        lines += ["", f"### {name}: the same, approx rule (before)", ""]
+        lines += table(res["pomdp_approx_rule"], "λ")
         lines += ["", f"### {name}: TRIM-Thr fit (in sample)", ""]
         lines += table(res["thr"], "k")
         for sp in res["splits"]:
@@ -173,7 +230,8 @@ def main() -> None:
                       ""]
             lines += table(sp["table"], "k")
     lines += ["", f"## Calibration uncertainty ({args.boot} bootstrap refits of the Thr rows, "
-              f"{args.boot_n} problems each, own seeds)", "",
+              f"{args.boot_n} problems each, own seeds; exact release rule"
+              f"{'; refits reused from the previous run' if refits is not None else ''})", "",
               "90 % interval of the simulated mean (calibration + simulation noise); 'covered' = "
               "the measured value lies in the interval widened by 1.645 × its own sampling SE.",
               "", "| λ | acc interval | acc meas | covered | C̄ interval | C̄ meas | covered |",
@@ -189,7 +247,8 @@ def main() -> None:
     lines += ["", f"Thr curve (in sample): accuracy covered at {cov_a}/{len(iv_thr)} k, C̄ at "
               f"{cov_t}/{len(iv_thr)} k.", "", f"Wall time {time.time() - t0:.0f} s."]
     OUT.mkdir(exist_ok=True)
-    (OUT / "sim_validation.md").write_text("\n".join(lines) + "\n")
+    with atomic_write(OUT / "sim_validation.md") as fh:
+        fh.write("\n".join(lines) + "\n")
     write_json(OUT / "sim_validation.json", report)
     print("\n".join(lines))
 

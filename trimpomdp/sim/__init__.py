@@ -19,6 +19,8 @@ _LAZY = {
     "PAIRED_POOLS_FILE": "trimpomdp.sim.pools",
     "fit_thr": "trimpomdp.sim.fitting", "thr_loss": "trimpomdp.sim.fitting",
     "NaiveSimulator": "trimpomdp.sim.naive",
+    "release_factory": "trimpomdp.sim.release_rule",
+    "OBSERVE_STRONG_SCORES": "trimpomdp.sim.release_rule",
     "rollout": "trimpomdp.sim.engine", "simulate": "trimpomdp.sim.engine",
     "threshold_act": "trimpomdp.sim.engine", "step_oracle": "trimpomdp.sim.engine", "ActFn": "trimpomdp.sim.engine",
 }

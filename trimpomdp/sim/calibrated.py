@@ -70,6 +70,17 @@ the measured TRIM-Thr curve on an independent seed in ``benchmarks/calibration.p
    normal-score ranks within a problem's pool is 0.06, so steps stay independent given the
    problem.
 
+8. The simulated *routing loop* is the release's (:mod:`trimpomdp.sim.release_rule`, issue 19):
+   a regenerated step is re-scored with the strong text in the history, so the strong step's
+   PRM score (drawn from the unshifted 7B pools ``ss_*`` by its class) enters the min / product
+   of previous scores (``simulate(..., observe_regenerated=True)``); TRIM-POMDP's release rule
+   reads its belief from the release's reflected KDE and its action from the table at the
+   snapped token bin and belief, without knowing which step is the last. This is no new
+   parameter: it changes no TRIM-Thr figure (Thr does not look at previous scores) and was
+   checked against the release's code, not fitted. With the earlier approximation (a
+   regenerated step counting 1.0 in the min) the simulated POMDP kept regenerating after a
+   wrong strong step, which is the +11 … +16 strong tokens it had too many at λ ≥ 0.65.
+
 The paired model's shape parameters (d_ok, d_err, d_post, a, γ, ρ, τ, β) are fitted on the measured
 TRIM-Thr curve only (:func:`trimpomdp.sim.fitting.fit_thr`); the measured TRIM-POMDP curve is the
 out-of-sample check (:mod:`trimpomdp.sim.validation`, ``benchmarks/sim_validation.py``).

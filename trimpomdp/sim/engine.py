@@ -52,8 +52,10 @@ def simulate(router: StepRouter | RouterFactory, sc: Scenario, *, observe_regene
     ``router`` is a :class:`RouterFactory` (a fresh router per problem) or one
     :class:`StepRouter` (reset per problem).
 
-    ``observe_regenerated`` passes each strong step's simulated PRM score to the router (the
-    release does not). ``keep_traces`` keeps every problem's decision trace.
+    ``observe_regenerated`` passes each strong step's simulated PRM score to the router, so it
+    enters the min/product of previous scores, as in the release's loop (which re-scores the
+    history with the strong step in it; :mod:`trimpomdp.sim.release_rule`). Without it a
+    regenerated step counts as 1.0. ``keep_traces`` keeps every problem's decision trace.
     """
     regen = RouteAction.REGENERATE
     n = sc.n

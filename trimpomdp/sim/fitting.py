@@ -106,7 +106,8 @@ def thr_loss(sim: CalibratedSimulator, rows: Sequence[Mapping[str, Any]], sc: Sc
     return float(loss), parts
 
 
-def _shape(params: Mapping[str, float]) -> dict[str, Any]:
+def shape_kwargs(params: Mapping[str, float]) -> dict[str, Any]:
+    """``with_shape`` keyword arguments from a flat parameter dict (as :func:`params_of` gives)."""
     return {"score_shift": tuple(float(params[k]) for k in SHIFT_NAMES),
             "strong_len_corr": float(params["strong_len_corr"]),
             "draft_len_exp": float(params["draft_len_exp"]),
@@ -148,7 +149,7 @@ def fit_thr(base: CalibratedSimulator, measured: Sequence[Mapping[str, Any]], *,
     def evaluate(p: Mapping[str, float]) -> float:
         key = tuple(round(float(p[k]), 6) for k in sorted(p))
         if key not in cache:
-            cache[key] = thr_loss(base.with_shape(**_shape(p)), rows, n=n, seed=seed,
+            cache[key] = thr_loss(base.with_shape(**shape_kwargs(p)), rows, n=n, seed=seed,
                                   objective=objective)
         return cache[key][0]
 
@@ -169,8 +170,9 @@ def fit_thr(base: CalibratedSimulator, measured: Sequence[Mapping[str, Any]], *,
     record = {"params": cur, "loss": best, "objective": objective, **cache[key][1], "n": n, "seed": seed,
               "n_rows": len(rows), "thresholds": [float(r["threshold"]) for r in rows],
               "evaluations": len(cache)}
-    return base.with_shape(**_shape(cur)), record
+    return base.with_shape(**shape_kwargs(cur)), record
 
 
-__all__ = ["DEFAULT_GRID", "OBJECTIVES", "fit_thr", "params_of", "summary_with_se", "thr_curve", "thr_loss",
+__all__ = ["DEFAULT_GRID", "OBJECTIVES", "fit_thr", "params_of", "shape_kwargs", "summary_with_se",
+           "thr_curve", "thr_loss",
            "tolerance_errors"]

@@ -20,17 +20,26 @@ The goal per POMDP point: accuracy within ±0.03 and strong tokens within ±20 %
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from trimpomdp.errors import InputError
 from trimpomdp.model import TrimModel
 from trimpomdp.pomdp.trim import TrimPOMDP
 from trimpomdp.routing.pomdp import pomdp_factory
 from trimpomdp.sim.calibrated import CalibratedSimulator
 from trimpomdp.sim.engine import simulate
-from trimpomdp.sim.fitting import fit_thr, summary_with_se, thr_curve, tolerance_errors
+from trimpomdp.sim.fitting import (
+    fit_thr,
+    shape_kwargs,
+    summary_with_se,
+    thr_curve,
+    tolerance_errors,
+)
+from trimpomdp.sim.release_rule import OBSERVE_STRONG_SCORES, release_factory
 from trimpomdp.sim.scenario import Scenario
 from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
 
@@ -47,12 +56,29 @@ def pomdp_policies(model: TrimModel, lams: Sequence[float]) -> dict[float, Any]:
     return {float(lam): solver.solve(TrimPOMDP(model=model, lam=float(lam))) for lam in lams}
 
 
-def pomdp_curve(sc: Scenario, policies: Mapping[float, Any], *, belief: str = "release"
+#: runtime rules for the simulated TRIM-POMDP: ``"release-exact"`` is the release's loop step
+#: for step (:mod:`trimpomdp.sim.release_rule`: strong steps' scores in the min, reflected KDE,
+#: table lookup with snapped tokens / belief and no knowledge of the last step);
+#: ``"release-approx"`` the earlier approximation (bilinear binned density, exact token count
+#: and belief, ``final`` known, a regenerated step counting 1.0 in the min); ``"filter"`` the
+#: Bayes filter (strong steps' scores observed).
+RULES = ("release-exact", "release-approx", "filter")
+
+
+def pomdp_curve(sc: Scenario, policies: Mapping[float, Any], *, rule: str = "release-exact"
                 ) -> list[dict[str, Any]]:
-    """Simulated TRIM-POMDP summaries (with SEs) per λ on scenario ``sc``."""
+    """Simulated TRIM-POMDP summaries (with SEs) per λ on scenario ``sc`` under ``rule``."""
+    if rule not in RULES:
+        raise InputError(f"rule must be one of {RULES}. Got {rule!r}.", field="rule")
     out = []
     for lam, pol in policies.items():
-        s = summary_with_se(simulate(pomdp_factory(pol, belief=belief, record=False), sc))
+        if rule == "release-exact":
+            make, obs = release_factory(pol), OBSERVE_STRONG_SCORES
+        else:
+            make = pomdp_factory(pol, belief="release" if rule == "release-approx" else "filter",
+                                 record=False)
+            obs = rule == "filter"
+        s = summary_with_se(simulate(make, sc, observe_regenerated=obs))
         s["lam"] = lam
         out.append(s)
     return out
@@ -73,11 +99,31 @@ def compare(sim_rows: Sequence[Mapping[str, Any]], meas_rows: Sequence[Mapping[s
     return out
 
 
+def _chi2_sf(x: float, k: int) -> float:
+    """P(χ²_k > x) (scipy-free: regularised upper incomplete gamma by its series)."""
+    a, t = 0.5 * k, 0.5 * x
+    term = total = 1.0 / a
+    for n in range(1, 500):
+        term *= t / (a + n)
+        total += term
+        if term < total * 1e-15:
+            break
+    lower = total * np.exp(-t + a * np.log(t) - math.lgamma(a)) if t > 0 else 0.0
+    return float(min(1.0, max(0.0, 1.0 - lower)))
+
+
 def score(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Aggregate errors of a per-point table."""
     da = np.array([r["d_acc"] for r in rows])
     dt = np.array([r["d_tokens_rel"] for r in rows])
-    return {"n_points": len(rows), "acc_mae": float(np.abs(da).mean()),
+    # accuracy z-scores against the combined SE of the measured point (n = 500) and the simulation
+    pm = np.array([r["accuracy_meas"] for r in rows])
+    se = np.sqrt(pm * (1 - pm) / MEASURED_N + np.array([r["accuracy_se"] for r in rows]) ** 2)
+    z = da / se
+    return {"n_points": len(rows), "acc_z": [float(x) for x in z],
+            "acc_chi2": float(np.sum(z ** 2)),
+            "acc_chi2_p": float(_chi2_sf(float(np.sum(z ** 2)), len(rows))),
+            "acc_mae": float(np.abs(da).mean()),
             "acc_max": float(np.abs(da).max()),
             "acc_within": int(sum(r["acc_ok"] for r in rows)),
             "tokens_mare": float(np.nanmean(np.abs(dt))),
@@ -87,13 +133,13 @@ def score(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def thr_to_pomdp(sim: CalibratedSimulator, thr_rows: Sequence[Mapping[str, Any]],
                  pomdp_rows: Sequence[Mapping[str, Any]], policies: Mapping[float, Any], *,
-                 n: int = 4000, seed: int = 0) -> dict[str, Any]:
+                 n: int = 4000, seed: int = 0, rule: str = "release-exact") -> dict[str, Any]:
     """Step 1 for an already Thr-fitted ``sim``: the in-sample Thr table and the POMDP table."""
     sc = sim.scenario(n, seed)
     inner = [r for r in thr_rows if 0.0 < float(r["threshold"]) < 1.0]
     thr = compare(thr_curve(sc, [r["threshold"] for r in inner]), inner, "threshold")
     pom = compare(pomdp_curve(sc, {float(r["cost_per_token"]): policies[float(r["cost_per_token"])]
-                                   for r in pomdp_rows}), pomdp_rows, "cost_per_token")
+                                   for r in pomdp_rows}, rule=rule), pomdp_rows, "cost_per_token")
     return {"thr": thr, "thr_score": score(thr), "pomdp": pom, "pomdp_score": score(pom)}
 
 
@@ -131,25 +177,36 @@ def bootstrap_predictions(base: CalibratedSimulator, thr_rows: Sequence[Mapping[
                           *, start: Mapping[str, float], b: int = 20, n: int = 2000,
                           fit_n: int = 2000, seed: int = 0, sweeps: int = 1,
                           grid: Mapping[str, Sequence[float]] | None = None,
-                          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                          progress: Callable[[str], None] | None = None,
+                          rule: str = "release-exact",
+                          refits: Sequence[Mapping[str, float]] | None = None) -> dict[str, Any]:
     """Step 3: ``b`` refits on bootstrap resamples of the Thr rows (warm-started at ``start``),
-    each predicting the Thr and POMDP curves on its own seed. Returns the predictions."""
+    each predicting the Thr and POMDP curves on its own seed. Returns the predictions.
+
+    ``refits``: the parameters of earlier refits with the same arguments (``params`` of an
+    earlier result): the fits are deterministic, so they are reused instead of redone (the
+    resamples are drawn all the same, to keep the seeds)."""
     inner = [r for r in thr_rows if 0.0 < float(r["threshold"]) < 1.0]
     rng = np.random.default_rng([seed, 77])
     preds: dict[str, list[list[dict[str, Any]]]] = {"thr": [], "pomdp": []}
     params = []
     for i in range(b):
         rows = [inner[j] for j in rng.integers(0, len(inner), len(inner))]
-        sim, rec = fit_thr(base, rows, start=start, sweeps=sweeps, n=fit_n, seed=10_000 + i,
-                           grid=grid)
-        params.append(rec["params"])
+        if refits is not None and i < len(refits):
+            p = dict(refits[i])
+            sim = base.with_shape(**shape_kwargs(p))
+        else:
+            sim, rec = fit_thr(base, rows, start=start, sweeps=sweeps, n=fit_n,
+                               seed=10_000 + i, grid=grid)
+            p = rec["params"]
+        params.append(p)
         sc = sim.scenario(n, 20_000 + i)
         preds["thr"].append(thr_curve(sc, [r["threshold"] for r in inner]))
         preds["pomdp"].append(pomdp_curve(sc, {float(r["cost_per_token"]):
                                                policies[float(r["cost_per_token"])]
-                                               for r in pomdp_rows}))
+                                               for r in pomdp_rows}, rule=rule))
         if progress is not None:
-            progress(f"bootstrap {i + 1}/{b}: {rec['params']}")
+            progress(f"bootstrap {i + 1}/{b}: {p}")
     return {"params": params, **preds}
 
 
@@ -178,5 +235,5 @@ def intervals(preds: Sequence[Sequence[Mapping[str, Any]]], meas_rows: Sequence[
     return out
 
 
-__all__ = ["MEASURED_N", "bootstrap_predictions", "compare", "intervals", "pomdp_curve",
+__all__ = ["MEASURED_N", "RULES", "bootstrap_predictions", "compare", "intervals", "pomdp_curve",
            "pomdp_policies", "score", "split_thr", "thr_split_check", "thr_to_pomdp"]
