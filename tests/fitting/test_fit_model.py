@@ -14,6 +14,7 @@ from trimpomdp.cli.main import main
 from trimpomdp.data.schema import StepTrace
 from trimpomdp.data.traces import read_traces, write_traces
 from trimpomdp.errors import DataWarning, InputError
+from trimpomdp.fitting.emission import TrimModelEM, conditional_emission, resolve_emission
 from trimpomdp.fitting.model_fit import fit_hazard, fit_trim_model, truncate_trace
 from trimpomdp.fitting.synthetic import (
     SyntheticTrimProcess,
@@ -215,3 +216,89 @@ def test_joint_em_recovers_the_pomdp_own_generative_model():
     pw_emp = (allc == 0).sum() / ((allc == 0).sum() + (allc == 2).sum())
     assert abs(res["p"] - pw_emp) < 0.01 and abs(res["ps"] - 0.93) < 0.02, res["p"]
     assert np.all(np.diff(res["hist"]) > -1e-6)  # EM never decreases the likelihood
+
+
+# -- the E-step emission: auto, and which likelihoods are proper --------------------------
+
+def test_auto_emission_is_fit_em_on_continue_only_and_score_on_routed(files):
+    plain = read_traces(files / "plain.jsonl")
+    routed = read_traces(files / "routed.jsonl")
+    assert resolve_emission("auto", plain) == "joint"
+    assert resolve_emission("auto", routed) == "score"
+    assert resolve_emission("conditional", routed) == "conditional"
+    with pytest.raises(InputError, match="emission"):
+        resolve_emission("min", routed)
+    plain = [dataclasses.replace(t, max_steps=None) for t in plain]  # as the real traces: uncut
+    em = LatentClassObservationModel(n_init=2, m_step="histogram").fit(plain)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        rep = fit_trim_model(plain, n_init=2, p_strong=0.9)  # the default: auto
+    assert rep.summary["fitted"]["observation_model"]["emission"] == "joint"
+    assert rep.model.provenance["options"]["emission_requested"] == "auto"
+    assert rep.model.p_weak == em.p_ and rep.summary["loglik"] == em.lower_bound_
+    np.testing.assert_array_equal(rep.model.obs_probs, em.probs_)
+    scored = fit_trim_model(routed, n_init=1)
+    assert scored.summary["fitted"]["observation_model"]["emission"] == "score"
+    ref = fit_trim_model(routed, n_init=1, emission="score")
+    assert scored.model.p_weak == ref.model.p_weak and scored.model.p_strong == ref.model.p_strong
+
+
+def _all_length2_logliks(emission_probs, k):
+    """log P(binned scores s0, s1, outcome) of every length-2 trace on a k x k grid."""
+    centres = (np.arange(k) + 0.5) / k
+    seqs, ys = [], []
+    for a in centres:
+        for b in centres:
+            for y in (0.0, 1.0):
+                seqs.append(E.observation_sequence([a, b]))
+                ys.append(y)
+    batch = E._Batch(seqs, np.array(ys), 1.0 / k)
+    _, ll, _ = E._forward_backward(batch, emission_probs, 0.7, 0.0)
+    return ll
+
+
+def test_conditional_and_score_emissions_are_proper_likelihoods_joint_is_not():
+    """Summed over every score sequence and outcome, a proper likelihood gives 1. The
+    conditional emission P(s | c, m) = P(m, s | c) / P(m | c) does; the joint P(m, s | c)
+    does not (the minimum, a function of the earlier scores, is counted again)."""
+    k = 3
+    rng = np.random.default_rng(1)
+    J = rng.dirichlet(np.ones(k * k), size=3)
+    cond = conditional_emission(J, k)
+    np.testing.assert_allclose(cond.reshape(3, k, k).sum(axis=2), 1.0)
+    score = np.repeat(J.reshape(3, k, k).sum(axis=1)[:, None, :], k, axis=1).reshape(3, k * k)
+    with np.errstate(divide="ignore"):
+        assert np.exp(_all_length2_logliks(cond, k)).sum() == pytest.approx(1.0)
+        assert np.exp(_all_length2_logliks(score, k)).sum() == pytest.approx(1.0)
+        assert np.exp(_all_length2_logliks(J, k)).sum() < 0.9
+
+
+def test_conditional_emission_recovers_continue_only_accuracy(files):
+    """On scores independent given the class the proper conditional emission recovers p_w
+    where the joint one (fit-em's) is pulled up by the re-counted minimum."""
+    traces, classes = SyntheticTrimProcess().sample(3000, explore=0.0, random_state=21)
+    allc = np.concatenate(classes)
+    pw = (allc == 0).sum() / ((allc == 0).sum() + (allc == 2).sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        cond = fit_trim_model(traces, n_init=1, p_strong=0.93, emission="conditional")
+        joint = fit_trim_model(traces, n_init=1, p_strong=0.93, emission="joint")
+    assert abs(cond.model.p_weak - pw) < 0.015, cond.model.p_weak
+    assert joint.model.p_weak - pw > abs(cond.model.p_weak - pw), joint.model.p_weak
+    est = cond.estimator
+    assert isinstance(est, TrimModelEM) and est.emission == "conditional"
+    assert np.all(np.diff(est.loglik_history_) > -1e-6)  # EM never decreases it
+
+
+def test_cli_reports_the_emission_used(files, capsys):
+    assert main(["fit-model", "--traces", str(files / "routed.jsonl"), "--out",
+                 str(files / "e.json"), "--n-init", "1", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["emission"] == "score"
+    assert main(["fit-model", "--traces", str(files / "plain.jsonl"), "--out",
+                 str(files / "e.json"), "--p-strong", "0.9", "--n-init", "1",
+                 "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["emission"] == "joint"
+    assert main(["fit-model", "--traces", str(files / "routed.jsonl"), "--out",
+                 str(files / "e.json"), "--emission", "conditional", "--n-init", "1",
+                 "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["emission"] == "conditional"
