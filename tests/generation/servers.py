@@ -253,6 +253,47 @@ def start_all(models: dict[str, Path], python: str, *, prefix_caching: bool = Tr
     return servers
 
 
+def vllm_python_and_models(skip: bool = True) -> tuple[str, dict[str, Path]]:
+    """The vLLM interpreter and the prepared model folders ($TRIMPOMDP_VLLM_PYTHON, default
+    .venv-vllm; $TRIMPOMDP_LIVE_MODELS, default ~/.cache/trimpomdp-live/models); a pytest skip
+    (``skip``) or a RuntimeError saying what is missing."""
+    root = Path(__file__).resolve().parents[2]
+    py = os.environ.get("TRIMPOMDP_VLLM_PYTHON", str(root / ".venv-vllm" / "bin" / "python"))
+    models = os.environ.get("TRIMPOMDP_LIVE_MODELS",
+                            str(Path.home() / ".cache" / "trimpomdp-live" / "models"))
+    why = None
+    if not Path(py).exists():
+        why = f"no vLLM interpreter at {py} (run .ci/live.sh or set TRIMPOMDP_VLLM_PYTHON)"
+    elif not (Path(models) / "prm" / "config.json").exists():
+        why = ("TRIMPOMDP_LIVE_MODELS does not point at prepared models (run .ci/live.sh, or "
+               "`python tests/generation/servers.py prepare DIR`)")
+    if why is not None:
+        if skip:
+            import pytest
+
+            pytest.skip(why)
+        raise RuntimeError(why)
+    return py, {k: Path(models) / k for k in ("weak", "strong", "prm")}
+
+
+def inprocess_env(plugin_dir: Path | None = None) -> dict[str, str]:
+    """Environment for trimpomdp running in the vLLM interpreter (this checkout on PYTHONPATH)."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1",
+               VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+               VLLM_CPU_OMP_THREADS_BIND=os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind"))
+    if plugin_dir is not None:
+        env["TRIMPOMDP_VLLM_PLUGIN_DIR"] = str(plugin_dir)
+    return env
+
+
+#: engine arguments of the in-process backend on the CPU test machine (32-token blocks: the CPU
+#: attention backend's minimum multiple; bfloat16 generators, the PRM keeps its float32 default)
+CPU_ENGINE_ARGS = {"max_model_len": 1024, "block_size": 32, "max_num_seqs": 4,
+                   "weak": {"dtype": "bfloat16"}, "strong": {"dtype": "bfloat16"}}
+
+
 @contextmanager
 def live_servers(max_model_len: int = 1024) -> Iterator[tuple[dict[str, VLLMServer],
                                                              dict[str, Path]]]:

@@ -350,3 +350,51 @@ def test_in_process_engine_end_to_end_run_and_resume(engine_result):
             assert 0.0 <= s["score"] <= 1.0
             assert s["action"] == ("regenerate" if s["score"] < 0.55 else "continue")
     assert res["weak_counts"]["cached"] > 0  # the engine's prefix cache serves the next steps
+
+
+def test_cli_run_with_the_in_process_backend(tmp_path):
+    """``trimpomdp run --backend vllm-inprocess`` on the real CPU models, in the vLLM
+    interpreter: the same checks as the HTTP end-to-end run, and the run resumes."""
+    import json
+    import subprocess
+
+    from servers import CPU_ENGINE_ARGS, inprocess_env, vllm_python_and_models
+
+    py, models = vllm_python_and_models()
+    need = subprocess.run([py, "-c", "import scipy, sklearn, tqdm"], capture_output=True,
+                          check=False)
+    if need.returncode:
+        pytest.skip("the vLLM interpreter lacks trimpomdp's core dependencies (scipy, "
+                    "scikit-learn, tqdm); .ci/live.sh installs them")
+    probs = tmp_path / "probs.jsonl"
+    probs.write_text("".join(json.dumps({"problem_id": f"t{i}", "question": q, "answer": a})
+                             + "\n" for i, (q, a) in enumerate(
+        [("What is $2+3$?", "5"), ("What is $7 \\times 6$?", "42"), ("Compute $10-4$.", "6")])))
+    out = tmp_path / "run"
+
+    def cli(limit):
+        cmd = [py, "-m", "trimpomdp", "run", "--backend", "vllm-inprocess",
+               "--weak", str(models["weak"]), "--strong", str(models["strong"]),
+               "--prm", str(models["prm"]), "--policy", "thr:0.55", "--dataset", str(probs),
+               "--out", str(out), "--limit", str(limit), "--concurrency", "3",
+               "--max-steps", "4", "--max-step-tokens", "32", "--seed", "0",
+               "--engine-args", json.dumps(CPU_ENGINE_ARGS), "--no-progress"]
+        r = subprocess.run(cmd, env=inprocess_env(tmp_path / "plugin"), capture_output=True,
+                           text=True, timeout=1800, check=False)
+        assert r.returncode == 0, f"{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
+        return json.loads(r.stdout[r.stdout.index("{"):])
+    first = cli(2)
+    assert (first["ok"], first["failed"]) == (2, 0)
+    second = cli(3)
+    assert second["last_invocation"]["skipped"] == 2 and second["ok"] == 3
+    recs = read_runlog(out)
+    assert sorted(r["problem_id"] for r in recs) == ["t0", "t1", "t2"]
+    assert json.loads((out / "run.json").read_text())["backend"] == "vllm-inprocess"
+    for r in recs:
+        steps = r["steps"]
+        assert r["status"] == "ok" and 1 <= r["n_steps"] == len(steps) <= 4
+        assert r["strong_tokens"] == sum(s.get("strong_tokens", 0) for s in steps)
+        assert r["weak_tokens"] >= sum(s["draft_tokens"] for s in steps)
+        for s in steps:
+            assert 0.0 < s["score"] < 1.0
+            assert s["action"] == ("regenerate" if s["score"] < 0.55 else "continue")

@@ -34,6 +34,7 @@ from trimpomdp.generation.openai_compat import OpenAICompletionsBackend
 from trimpomdp.generation.prm_incremental import check_step_scores
 from trimpomdp.generation.prm_self import SelfScorePRM
 from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
+from trimpomdp.generation.prompting import INSTRUCTION
 from trimpomdp.generation.protocols import Message, SamplingParams, StepOutput
 from trimpomdp.model import load_model
 from trimpomdp.routing.spec import router_factory
@@ -383,8 +384,6 @@ def _inprocess_upstreams(s: UpstreamSettings, profile: Any) -> tuple[Any, Any, A
 
 
 def _prm_instruction(profile: Any) -> str:
-    from trimpomdp.generation.prompting import INSTRUCTION
-
     text = getattr(profile, "prm_instruction", None) if profile is not None else None
     return text if isinstance(text, str) else INSTRUCTION
 
