@@ -49,7 +49,8 @@ def _cli(budget: float, model: str | None, search: str, env: dict[str, str]) -> 
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     doc = json.loads(out.stdout)
     return {"wall": wall, "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
-            "search_seconds": doc["search_seconds"], "final_solve_seconds": doc["seconds"],
+            "search_seconds": doc["search_seconds"], "search_cpu": doc["search_cpu_seconds"],
+            "final_solve_seconds": doc["seconds"], "final_solve_cpu": doc["solve_cpu_seconds"],
             "evaluations": doc["search_evaluations"], "lambda": doc["lambda"],
             "share": doc["simulated_share"], "simulator": doc["simulator"],
             "problems": doc.get("simulated_problems")}
@@ -103,25 +104,39 @@ def _markdown(res: dict) -> str:
              ("`python benchmarks/budget_speed.py`. Each command in a fresh process; wall / CPU "
               "seconds (user + system) of the whole `trimpomdp solve --budget X` (imports, "
               "search, final solve at tol 1e-5, writing the policy); in parentheses the search "
-              "alone (its own clock) and its evaluations. `old` = `--search bisect` with "
+              "alone (wall / CPU seconds of its own clock) and its evaluations; last columns: "
+              "the final solve's CPU seconds (the same in every column: same λ and tolerance) "
+              "and the rest of the command (imports, reading the model, writing the policy), "
+              "CPU seconds of the warm run. `old` = `--search bisect` with "
               "`TRIMPOMDP_NO_CACHE=1`; `cold` = default search, empty cache; `warm` = default, "
               "simulated problems read from the cache; `serve` = the search alone in a process "
               "that ran it before (serve's share target), wall / CPU. "
               f"Machine: {res['machine']} (shared, noisy: compare CPU columns)."), "",
-             ("| model | budget | old wall / CPU (search s, evals) | cold wall / CPU (search s, "
-              "evals) | warm wall / CPU (search s, evals) | serve wall / CPU | λ old → new (Δ) |"),
-             "|---|---|---|---|---|---|---|"]
+             ("| model | budget | old: command wall / CPU (search wall / CPU, evals) | cold | "
+              "warm | serve: search wall / CPU | λ old → new (Δ) | final solve CPU | rest CPU |"),
+             "|---|---|---|---|---|---|---|---|---|"]
 
     def cell(r: dict) -> str:
-        return (f"{r['wall']:.2f} / {r['cpu']:.2f} ({r['search_seconds']:.2f} s, "
-                f"{r['evaluations']})")
+        return (f"{r['wall']:.2f} / {r['cpu']:.2f} ({r['search_seconds']:.2f} / "
+                f"{r['search_cpu']:.2f}, {r['evaluations']})")
+
+    def rest(r: dict) -> float:
+        return r["cpu"] - r["search_cpu"] - r["final_solve_cpu"]
 
     for r in res["rows"]:
         m = r["in_process"]
         lines.append(f"| {r['model']} | {r['budget']:g} | {cell(r['old'])} | "
                      f"{cell(r['new_cold'])} | {cell(r['new_warm'])} | {m['wall']:.2f} / "
                      f"{m['cpu']:.2f} | {r['old']['lambda']:.4f} → {r['new_warm']['lambda']:.4f} "
-                     f"({r['lambda_diff']:+.5f}) |")
+                     f"({r['lambda_diff']:+.5f}) | {r['new_warm']['final_solve_cpu']:.2f} | "
+                     f"{rest(r['new_warm']):.2f} |")
+    old_s = [r["old"]["search_cpu"] for r in res["rows"]]
+    new_s = [r["new_warm"]["search_cpu"] for r in res["rows"]]
+    mem = [r["in_process"]["cpu"] for r in res["rows"]]
+    lines += ["", (f"Search CPU seconds, old → warm → serve (in memory): median "
+                   f"{sorted(old_s)[len(old_s) // 2]:.2f} → {sorted(new_s)[len(new_s) // 2]:.2f} "
+                   f"→ {sorted(mem)[len(mem) // 2]:.2f}; max {max(old_s):.2f} → {max(new_s):.2f} "
+                   f"→ {max(mem):.2f}.")]
     lines += ["", (f"All λ within the search tolerance ({res['lambda_tol']:g}) of the old ones: "
                    f"{'yes' if res['all_within_tol'] else 'NO'}.")]
     return "\n".join(lines) + "\n"

@@ -109,6 +109,8 @@ class BudgetResult:
     #: where the simulated problems came from: "memory", "disk" or "built"
     scenario_source: str = "built"
     method: str = "fast"
+    #: CPU seconds of this process during the search (``seconds`` is wall)
+    cpu_seconds: float = 0.0
 
 
 def simulator_for(model: TrimModel) -> tuple[CalibratedSimulator | NaiveSimulator, str]:
@@ -258,7 +260,7 @@ def search_budget(model: TrimModel, budget_share: float, *,
     if method not in ("fast", "bisect"):
         raise InputError(f"method must be 'fast' or 'bisect'. Got {method!r} instead.",
                          field="method")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     where = "built"
     if simulator is not None:
         sim: CalibratedSimulator | NaiveSimulator | None = simulator
@@ -298,7 +300,8 @@ def search_budget(model: TrimModel, budget_share: float, *,
     def done(lam: float, v: float) -> BudgetResult:
         return BudgetResult(lam=lam, share=v, target=b, simulator=name, evaluations=evals,
                             seconds=time.perf_counter() - t0, fine_solves=n_fine,
-                            scenario_source=where, method=method)
+                            scenario_source=where, method=method,
+                            cpu_seconds=time.process_time() - c0)
 
     s0 = share(0.0)
     if s0 <= b:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from trimpomdp._validate import check_number, check_output_path
 from trimpomdp.model import load_model
@@ -43,14 +44,18 @@ def run(args: argparse.Namespace) -> int:
         res = search_budget(model, b, progress=say, method=args.search)
         lam = res.lam
         out.update(budget=b, simulated_share=round(res.share, 4), simulator=res.simulator,
-                   search_seconds=round(res.seconds, 3), search_evaluations=res.evaluations,
+                   search_seconds=round(res.seconds, 3),
+                   search_cpu_seconds=round(res.cpu_seconds, 3), search_evaluations=res.evaluations,
                    search_fine_solves=res.fine_solves, simulated_problems=res.scenario_source)
     else:
         lam = check_number(args.lam, "--lambda", lo=0.0, hi=LAMBDA_MAX, field="lambda")
+    c0 = time.process_time()
     policy, info = FiniteHorizonSolver(tol=tol).solve_info(TrimPOMDP(model=model, lam=lam))
+    solve_cpu = time.process_time() - c0
     policy.save(args.out)
     v0 = policy.value(0, model.future_tokens, [1, 0, 0])
     out.update({"lambda": lam, "seconds": round(info.seconds, 4),
+                "solve_cpu_seconds": round(solve_cpu, 4),
                 "alpha_vectors": info.n_alpha, "value_t0": v0})
     print(json.dumps(out))
     return 0
