@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -251,17 +252,118 @@ def write_sim_traces(path: str, n: int = 1000, seed: int = 0) -> None:
     write_traces(path, out)
 
 
+def _cli(*argv: str) -> tuple[dict[str, Any], float]:
+    """Run one ``trimpomdp`` command in a subprocess; (its JSON output or {}, CPU seconds)."""
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "trimpomdp", *argv], capture_output=True,
+                       text=True, check=False)
+    if r.returncode != 0:
+        raise SystemExit(f"trimpomdp {' '.join(argv)} failed: {r.stderr.strip()}")
+    out = r.stdout.strip().splitlines()
+    doc = json.loads(out[-1]) if out and out[-1].startswith("{") else {}
+    return doc, time.perf_counter() - t
+
+
+def router_curve(model_file: str, out: Path, n: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Cost–accuracy of a TRIM model file through the command line only: ``trimpomdp solve
+    --model FILE --lambda λ`` then ``trimpomdp simulate --policy pomdp-filter:POLICY
+    --simulator calibrated`` (the router applies the file's score transform), against the
+    bundled model's POMDP and TRIM-Thr on the same scenario."""
+    from tempfile import TemporaryDirectory
+
+    from trimpomdp.evaluation.curves import CurvePoint, References
+    from trimpomdp.policies.trim_policy import TrimPolicy
+
+    lams = [0.02, 0.05, 0.1, 0.15, 0.25, 0.35, 0.5, 0.85]
+    thr = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    sim = ["--simulator", "calibrated", "--n", str(n), "--seed", str(seed), "--json"]
+    refs = {k: _cli("simulate", "--policy", k, *sim)[0] for k in ("weak", "strong")}
+    ref = References(weak_accuracy=refs["weak"]["accuracy"],
+                     strong_accuracy=refs["strong"]["accuracy"],
+                     strong_tokens=refs["strong"]["mean_strong_tokens"],
+                     weak_tokens=refs["weak"]["mean_strong_tokens"])
+    curves: dict[str, list[CurvePoint]] = {}
+    solve: dict[str, list[float]] = {}
+    with TemporaryDirectory() as tmp:
+        for name, model in (("TRIM-POMDP, bundled model", None), ("TRIM-POMDP, " + Path(
+                model_file).name, model_file)):
+            for lam in lams:
+                if model is None:
+                    spec = f"pomdp-filter:{lam:g}"
+                else:
+                    pol = str(Path(tmp) / f"pol_{lam:g}.json")
+                    _cli("solve", "--model", model, "--lambda", str(lam), "--out", pol, "--quiet")
+                    solve.setdefault(name, []).append(_solve_seconds(TrimPolicy.load(pol)))
+                    spec = f"pomdp-filter:{pol}"
+                r = _cli("simulate", "--policy", spec, *sim)[0]
+                curves.setdefault(name, []).append(CurvePoint(
+                    policy=name, accuracy=r["accuracy"], strong_tokens=r["mean_strong_tokens"],
+                    param=lam, n=n))
+        for k in thr:
+            r = _cli("simulate", "--policy", f"thr:{k}", *sim)[0]
+            curves.setdefault("TRIM-Thr", []).append(CurvePoint(
+                policy="TRIM-Thr", accuracy=r["accuracy"], strong_tokens=r["mean_strong_tokens"],
+                param=k, n=n))
+    so = ref.strong_tokens
+    doc = {"model_file": model_file, "n": n, "seed": seed,
+           "references": {"weak": ref.weak_accuracy, "strong": ref.strong_accuracy,
+                          "strong_tokens": so},
+           "curves": {name: {"points": [{"param": p.param, "accuracy": p.accuracy,
+                                         "cost": p.strong_tokens / so,
+                                         "pgr": pgr(p.accuracy, ref)} for p in pts],
+                             "cpt50": cpt(pts, 0.5, ref), "cpt80": cpt(pts, 0.8, ref),
+                             "cpt95": cpt(pts, 0.95, ref),
+                             "max_accuracy": max(p.accuracy for p in pts),
+                             "max_pgr": max(pgr(p.accuracy, ref) for p in pts)}
+                      for name, pts in curves.items()},
+           "solve_seconds": solve}
+    out.with_suffix(".json").write_text(json.dumps(_clean(doc), indent=1) + "\n")
+    f = lambda x: "—" if x is None else f"{x:.3f}"
+    L = [f"# Router curve of `{model_file}` through `trimpomdp solve` / `trimpomdp simulate`", "",
+         (f"Calibrated simulator, {n} problems, seed {seed}: weak {ref.weak_accuracy:.3f}, strong "
+          f"{ref.strong_accuracy:.3f} at {so:.0f} strong tokens; c = strong tokens / strong-only;"
+          f" λ ∈ {lams}, k ∈ {thr}."), "",
+         "| policy | CPT(50%) | CPT(80%) | CPT(95%) | max accuracy | max PGR |",
+         "|---|---|---|---|---|---|"]
+    for name, c in doc["curves"].items():
+        L.append(f"| {name} | {f(c['cpt50'])} | {f(c['cpt80'])} | {f(c['cpt95'])} | "
+                 f"{c['max_accuracy']:.3f} | {c['max_pgr']:.3f} |")
+    for name, v in solve.items():
+        L += ["", f"Exact solve time per λ ({name}, s): " + ", ".join(
+            f"{lam:g}: {t:.2f}" for lam, t in zip(lams, v, strict=True))
+            + f" (mean {np.mean(v):.2f})."]
+    out.with_suffix(".md").write_text("\n".join(L) + "\n")
+    print("\n".join(L))
+    return doc
+
+
+def _solve_seconds(policy: Any) -> float:
+    """Re-solve ``policy``'s POMDP in-process to time the exact solver alone (no start-up)."""
+    t = time.process_time()
+    FiniteHorizonSolver().solve(policy.pomdp)
+    return time.process_time() - t
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--n-boot", type=int, default=200)
     ap.add_argument("--out", default=str(OUT / "assess_real"))
     ap.add_argument("--sim-traces", default=None, metavar="PATH", help="only write the step-"
-                    "labelled weak-only traces of the simulator's test scenario (1000 problems, "
-                    "seed 0) as a step-trace JSONL file, for `trimpomdp assess`")
+                    "labelled weak-only traces of a simulator scenario (default: the test "
+                    "scenario, 1000 problems, seed 0) as a step-trace JSONL file, for "
+                    "`trimpomdp assess`")
+    ap.add_argument("--sim-n", type=int, default=1000, help="problems of --sim-traces")
+    ap.add_argument("--router-curve", default=None, metavar="MODEL", help="only the cost–accuracy "
+                    "curve of a TRIM model file through `trimpomdp solve` and `trimpomdp "
+                    "simulate` (-> results/assess_router_curve.{md,json})")
+    ap.add_argument("--sim-seed", type=int, default=0, help="scenario seed of --sim-traces")
     args = ap.parse_args(argv)
     if args.sim_traces:
-        write_sim_traces(args.sim_traces)
+        write_sim_traces(args.sim_traces, n=args.sim_n, seed=args.sim_seed)
+        return 0
+    if args.router_curve:
+        router_curve(args.router_curve, OUT / "assess_router_curve")
         return 0
     t0 = time.perf_counter()
     root = shared_data_dir()

@@ -89,8 +89,10 @@ class CalibratedScoreModel(BaseEstimator):
 
     def __init__(self, n_types: int = 1, bin_size: float = 0.025, alpha: float = 0.1,
                  bandwidth: float = 0.0, n_knots: int = 200, n_init: int = 2,
-                 random_state: int = 0, learn_epsilon: bool = False, token_bins: int = 0) -> None:
+                 random_state: int = 0, learn_epsilon: bool = False, token_bins: int = 0,
+                 emission: str = "current") -> None:
         self.n_types = n_types
+        self.emission = emission
         self.token_bins = token_bins
         self.learn_epsilon = learn_epsilon
         self.bin_size = bin_size
@@ -115,10 +117,16 @@ class CalibratedScoreModel(BaseEstimator):
         td = transform_data(data, self.transform_)
         self.em_ = TypedTrimEM(n_types=self.n_types, bin_size=self.bin_size, alpha=self.alpha,
                                bandwidth=self.bandwidth,
-                               emission="conditional" if nb > 1 else "current",
+                               emission="conditional" if nb > 1 else self._emission(),
                                n_init=self.n_init, random_state=self.random_state,
                                learn_epsilon=self.learn_epsilon).fit(self._sequences(td), td.correct.tolist())
         return self
+
+    def _emission(self) -> str:
+        if self.emission not in ("current", "conditional"):
+            raise InputError(f"emission must be 'current' or 'conditional'. Got "
+                             f"{self.emission!r} instead.", field="emission")
+        return str(self.emission)
 
     def _sequences(self, td: StepData) -> list[np.ndarray]:
         """Observation arrays on the transformed scale: (min_prev, score), or with token bins
