@@ -212,3 +212,41 @@ def test_vllm_prm_takes_its_system_message_from_the_task_profile():
         want = profile.prm_instruction if profile else INSTRUCTION
         assert body["messages"][0] == {"role": "system", "content": want}
         assert body["messages"][1] == {"role": "user", "content": "Q?"}
+
+
+def test_serve_sends_one_key_per_answer_on_all_its_upstream_calls():
+    import argparse
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("aiohttp", reason="trimpomdp serve needs aiohttp")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
+    import httpx
+    from serve_harness import ServerThread
+
+    from trimpomdp.cli import serve
+
+    with TokenizingServer(tag="weak") as w, TokenizingServer(tag="strong") as s, \
+            TokenizingServer(tag="prm") as p:
+        ap = argparse.ArgumentParser()
+        serve.add_arguments(ap)
+        cfg = serve.config_from_args(ap.parse_args([
+            "--weak", w.url, "--strong", s.url, "--prm", p.url, "--policy", "thr:0.95",
+            "--port", "0", "--retries", "0", "--affinity-header", "X-Route-Key"]))
+        with ServerThread(cfg) as srv:
+            for q in ("What is 2+3?", "What is 4+1?"):
+                r = httpx.post(srv.url + "/v1/chat/completions", timeout=60, json={
+                    "model": "trimpomdp", "messages": [{"role": "user", "content": q}]})
+                assert r.status_code == 200, r.text
+        calls = [(path, {k.lower(): v for k, v in h.items()}, body)
+                 for srv_ in (w, s, p) for path, h, body in srv_.requests
+                 if path in ("/v1/completions", "/pooling")]
+    keys: dict[str, set[str]] = {}
+    for path, h, body in calls:
+        text = "".join(chr(t) for t in body["prompt"]) if path == "/v1/completions" else \
+            body["messages"][1]["content"]
+        q = "2+3" if "2+3" in text else "4+1"
+        keys.setdefault(q, set()).add(h.get("x-route-key"))
+    assert set(keys) == {"2+3", "4+1"}
+    (k1,), (k2,) = keys["2+3"], keys["4+1"]  # one key per answer, on every call it made
+    assert k1 and k2 and k1 != k2 and "x-session-id" not in calls[0][1]
