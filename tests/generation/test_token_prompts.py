@@ -116,9 +116,9 @@ def test_forced_chat_warns_and_is_refused_for_trimming_templates(caplog):
         with pytest.raises(InputError, match="trims message content"):
             _step(srv.url, api="chat")
         assert not srv.bodies("/v1/chat/completions")  # refused before any generation
-    with TokenizingServer(tokenize=False) as srv:  # checked with a local tokenizer too
-        with pytest.raises(InputError, match="trims message content"):
-            _step(srv.url, api="chat", tokenizer=CodepointTokenizer(trim=True))
+    with TokenizingServer(tokenize=False) as srv, \
+            pytest.raises(InputError, match="trims message content"):  # a local tokenizer too
+        _step(srv.url, api="chat", tokenizer=CodepointTokenizer(trim=True))
 
 
 def test_auto_without_any_tokenizer_falls_back_to_chat_with_a_warning(caplog):
@@ -127,9 +127,9 @@ def test_auto_without_any_tokenizer_falls_back_to_chat_with_a_warning(caplog):
         assert srv.bodies("/v1/chat/completions")
     assert (api, how) == ("chat", None) and out.text == "Step 1 of weak."
     assert any("no POST /tokenize" in r.getMessage() for r in caplog.records)
-    with TokenizingServer(tokenize=False) as srv:
-        with pytest.raises(InputError, match="needs a tokenizer"):
-            _step(srv.url, api="completions")
+    with TokenizingServer(tokenize=False) as srv, \
+            pytest.raises(InputError, match="needs a tokenizer"):
+        _step(srv.url, api="completions")
 
 
 # ------------------------------------------------------------------------- affinity header
