@@ -1,6 +1,7 @@
 """Short device check of the live loop on GPU servers (scripts/gpu/launch.sh). UNTESTED ON A GPU.
 
     python scripts/gpu/device_check.py --urls runs/gpu-servers/urls.json [--problems 32]
+    python scripts/gpu/device_check.py --inprocess MODELS_DIR [--problems 32]   # no servers
 
 1. The PRM server pools the last token (mode "last") and each new step is served from the prefix
    cache: PRM prompt tokens computed per problem (vLLM's /metrics) against one pass.
@@ -8,7 +9,10 @@
    strong rewrite) on the same servers and problems, interleaved in rounds so that load drifts
    hit both alike: decoded tokens per second and problems per second.
 
-Writes a JSON report (``--out``). Problems: MATH-500 from ``shared/data/math500`` when present,
+With ``--inprocess MODELS_DIR`` (``weak/``, ``strong/``, ``prm/`` folders) step 2 runs on the
+in-process backend instead (``--backend vllm-inprocess``: three AsyncLLM engines in this process,
+memory fractions from ``--engine-args``); step 1 is then the engine PRM's mode. Writes a JSON
+report (``--out``). Problems: MATH-500 from ``shared/data/math500`` when present,
 else synthetic arithmetic questions.
 """
 from __future__ import annotations
@@ -32,7 +36,13 @@ from trimpomdp.generation.prm_vllm import VLLMPoolingPRM
 from trimpomdp.generation.prompting import prm_messages
 from trimpomdp.generation.protocols import SamplingParams
 from trimpomdp.generation.runlog import RunLog
+from trimpomdp.generation.wiring import UpstreamSettings, build_upstreams
 from trimpomdp.routing.spec import PolicySpec
+
+#: memory fractions of the three in-process engines on one GPU (vLLM sizes each KV cache from it)
+GPU_ENGINE_ARGS = {"max_model_len": 4096, "weak": {"gpu_memory_utilization": 0.2},
+                   "strong": {"gpu_memory_utilization": 0.4},
+                   "prm": {"gpu_memory_utilization": 0.15}}
 
 
 def computed(url: str) -> float:
@@ -74,10 +84,19 @@ async def prm_check(url: str, n: int = 8, steps: int = 6) -> dict:
 
 
 async def throughput(urls: dict, probs: list[Problem], rounds: int, concurrency: int,
-                     max_steps: int, max_step_tokens: int, policy: str) -> dict:
-    weak = OpenAICompletionsBackend(urls["weak"], name="weak", concurrency=concurrency)
-    strong = OpenAICompletionsBackend(urls["strong"], name="strong", concurrency=concurrency)
-    prm = VLLMPoolingPRM(urls["prm"], concurrency=concurrency)
+                     max_steps: int, max_step_tokens: int, policy: str,
+                     inprocess: Path | None = None, engine_args: dict | None = None) -> dict:
+    if inprocess is not None:
+        up = build_upstreams(UpstreamSettings(
+            weak_url=str(inprocess / "weak"), strong_url=str(inprocess / "strong"),
+            prm=str(inprocess / "prm"), backend="vllm-inprocess",
+            engine_args=engine_args or GPU_ENGINE_ARGS))
+        await up.check()  # start the engines (not timed)
+        weak, strong, prm = up.weak, up.strong, up.prm
+    else:
+        weak = OpenAICompletionsBackend(urls["weak"], name="weak", concurrency=concurrency)
+        strong = OpenAICompletionsBackend(urls["strong"], name="strong", concurrency=concurrency)
+        prm = VLLMPoolingPRM(urls["prm"], concurrency=concurrency)
     cfg = LoopConfig(max_steps=max_steps, sampling=SamplingParams(max_tokens=max_step_tokens,
                                                                   seed=0))
     factory = PolicySpec.parse(policy).factory()
@@ -110,12 +129,20 @@ async def throughput(urls: dict, probs: list[Problem], rounds: int, concurrency:
         v["problems_per_s"] = v["problems"] / v["s"] if v["s"] else 0.0
     agg["trim_over_weak_tokens_per_s"] = (agg["trim"]["tokens_per_s"]
                                           / max(agg["weak_only"]["tokens_per_s"], 1e-9))
+    agg["trim_over_weak_problems_per_s"] = (agg["trim"]["problems_per_s"]
+                                            / max(agg["weak_only"]["problems_per_s"], 1e-9))
+    if inprocess is not None:
+        agg["prm_mode"] = await prm.inner.resolve_mode()
     return agg
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--urls", type=Path, required=True)
+    ap.add_argument("--urls", type=Path)
+    ap.add_argument("--inprocess", type=Path, metavar="MODELS_DIR",
+                    help="in-process backend on MODELS_DIR/{weak,strong,prm} (no servers)")
+    ap.add_argument("--engine-args", type=json.loads, default=None,
+                    help="in-process engine arguments (JSON; default: GPU_ENGINE_ARGS)")
     ap.add_argument("--problems", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=16)
@@ -124,6 +151,16 @@ def main() -> None:
     ap.add_argument("--policy", default="thr:0.5")
     ap.add_argument("--out", type=Path, default=Path("device_check.json"))
     args = ap.parse_args()
+    if args.inprocess is not None:
+        report = {"throughput_inprocess": asyncio.run(throughput(
+            {}, problems(args.problems), args.rounds, args.concurrency, args.max_steps,
+            args.max_step_tokens, args.policy, inprocess=args.inprocess,
+            engine_args=args.engine_args))}
+        print(json.dumps(report, indent=1))
+        args.out.write_text(json.dumps(report, indent=1))
+        raise SystemExit(0 if report["throughput_inprocess"]["prm_mode"] == "last" else 1)
+    if args.urls is None:
+        ap.error("pass --urls (servers) or --inprocess MODELS_DIR")
     urls = json.loads(args.urls.read_text())
     report = {"prm": asyncio.run(prm_check(urls["prm"]))}
     print(json.dumps(report["prm"]), flush=True)

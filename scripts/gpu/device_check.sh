@@ -12,6 +12,8 @@
 #     prefix caching, last-token PRM plugin), health wait
 #  3. scripts/gpu/device_check.py: PRM mode + cost, weak-only vs TRIM throughput (interleaved)
 #  4. scripts/gpu/launch.sh stop (also on failure): every server stopped by its PID
+#  5. (INPROCESS=1, the default) scripts/gpu/device_check.py --inprocess: the same throughput
+#     check on the in-process backend (three AsyncLLM engines, memory fractions 0.2/0.4/0.15)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/trimpomdp-gpu-check}
@@ -33,4 +35,14 @@ set +e
 rc=$?
 set -e
 echo "== device check exit code $rc after $(( $(date +%s) - start )) s; report: $OUT/device_check.json"
+if [ "${INPROCESS:-1}" = 1 ]; then
+  bash scripts/gpu/launch.sh stop  # free the GPU for the in-process engines
+  set +e
+  "$PY" scripts/gpu/device_check.py --inprocess "$OUT/models" --out "$OUT/device_check_inprocess.json" \
+    --problems "${PROBLEMS:-32}" --concurrency "${CONCURRENCY:-16}"
+  rc2=$?
+  set -e
+  echo "== in-process check exit code $rc2 after $(( $(date +%s) - start )) s"
+  [ "$rc" = 0 ] && rc=$rc2
+fi
 exit $rc
