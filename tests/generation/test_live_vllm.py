@@ -81,6 +81,29 @@ def test_client_rendering_matches_server_chat_rendering(live, name):
     assert (a.text, a.tokens) == (c.text, c.tokens)
 
 
+@pytest.mark.parametrize("name", ["weak", "strong"])
+def test_token_id_prompts_from_the_servers_tokenize_equal_local_ones(live, name):
+    """Without the weights here (``tokenizer="server"``), the prompt ids come from the server's
+    ``/tokenize`` with the chat messages: the same ids as the local template + tokenizer, and the
+    same greedy step."""
+    msgs = generation_messages(QUESTION, ["We add the two numbers."])
+
+    async def go(tok):
+        b = OpenAICompletionsBackend(live["urls"][name], name=name, retry=RETRY, tokenizer=tok)
+        try:
+            out = await b.generate_step(msgs, stop=["\n\n"], sampling=GREEDY)
+            return out, await b.prompt_ids(msgs), b.tokenize, b.template_trims
+        finally:
+            await b.aclose()
+    local, local_ids, how_l, trims_l = _run(go(None))
+    remote, remote_ids, how_r, trims_r = _run(go("server"))
+    assert (how_l, how_r) == ("local", "server") and trims_l is trims_r is False
+    assert remote_ids == local_ids
+    assert (remote.text, remote.tokens, remote.stopped_on_stop) == (
+        local.text, local.tokens, local.stopped_on_stop)
+    assert remote.prompt_tokens == local.prompt_tokens == len(local_ids)
+
+
 def test_real_prm_pooling_matches_local_transformers_scorer(live):
     pytest.importorskip("torch", reason="the reference scorer runs the PRM with transformers")
     from trimpomdp.generation.prm_hf import HFLocalPRM

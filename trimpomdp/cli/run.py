@@ -60,12 +60,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, default=0.8, help="nucleus sampling mass")
     p.add_argument("--top-k", type=int, default=20, help="top-k sampling (-1: off)")
     p.add_argument("--seed", type=int, help="sampling seed sent to the servers")
-    p.add_argument("--weak-tokenizer", metavar="DIR", help="weak model's tokenizer (default: the "
-                   "server's model folder when local, else the chat endpoint renders)")
-    p.add_argument("--strong-tokenizer", metavar="DIR", help="strong model's tokenizer")
+    p.add_argument("--weak-tokenizer", metavar="DIR|server",
+                   help="weak model's tokenizer folder, or 'server' for the server's POST /tokenize (default: the server's model folder when it "
+                   "is on this machine, else /tokenize; prompts are sent as token ids)")
+    p.add_argument("--strong-tokenizer", metavar="DIR|server",
+                   help="strong model's tokenizer (as --weak-tokenizer)")
     p.add_argument("--api", choices=("auto", "completions", "chat"), default="auto",
-                   help="completions: render prompts here with the tokenizer; chat: the server "
-                   "renders them; auto: completions when a tokenizer is found")
+                   help="completions: token-id prompts (a local tokenizer or the server's "
+                   "/tokenize); chat: the server renders them (lossy; refused for templates that "
+                   "trim content); auto: completions when a tokenizer or /tokenize is there")
     p.add_argument("--affinity-header", default=AFFINITY_HEADER, metavar="NAME",
                    help="header carrying each problem's id on all its upstream requests, for "
                    "session-aware routers in front of replicas ('' for none)")

@@ -65,8 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     "session-aware routers ('' for none)")
     up.add_argument("--api", choices=("auto", "completions", "chat"), default="auto",
                     help="how prompts reach the upstream servers (see `trimpomdp run`)")
-    up.add_argument("--weak-tokenizer", metavar="DIR", help="weak model's tokenizer folder")
-    up.add_argument("--strong-tokenizer", metavar="DIR", help="strong model's tokenizer folder")
+    up.add_argument("--weak-tokenizer", metavar="DIR|server",
+                    help="weak model's tokenizer folder, or 'server' (its POST /tokenize; default: the model folder when local, else /tokenize)")
+    up.add_argument("--strong-tokenizer", metavar="DIR|server",
+                    help="strong model's tokenizer (as --weak-tokenizer)")
     up.add_argument("--upstream-concurrency", type=int, default=16, metavar="N",
                     help="requests in flight per upstream server")
     up.add_argument("--timeout", type=float, default=300.0, help="seconds per upstream request")

@@ -29,6 +29,9 @@ from trimpomdp.generation.prompting import render_continuation
 from trimpomdp.generation.protocols import Message, SamplingParams, StepOutput
 
 _APIS = ("auto", "completions", "chat")
+#: ``tokenizer=`` value that tokenizes with the server's ``/tokenize`` even when a local
+#: tokenizer could be found (``--weak-tokenizer server``)
+SERVER_TOKENIZER = "server"
 _LOG = logging.getLogger("trimpomdp")
 #: a continued assistant message ending in the step separator: a template that trims message
 #: content renders it without the trailing "\n\n"
@@ -65,7 +68,8 @@ class OpenAICompletionsBackend:
     ``api='auto'``/``'completions'``: token-id prompts to ``/v1/completions``, tokenized with the
     given tokenizer, the server's model folder (vLLM's ``/v1/models`` ``root``) when it exists on
     this machine, or the server's ``/tokenize``; ``'auto'`` falls back to the chat endpoint (with
-    a warning) when none of them is available. ``'chat'``: the server renders (lossy, warned).
+    a warning) when none of them is available (``tokenizer="server"``: always the server's
+    ``/tokenize``). ``'chat'``: the server renders (lossy, warned).
     :attr:`tokenize` says which (``"local"``, ``"server"`` or None for chat).
     """
 
@@ -116,9 +120,13 @@ class OpenAICompletionsBackend:
                     (d for d in data if d.get("id") == self.model), data[0])
                 self.model = self.model or str(entry["id"])
                 root = entry.get("root")
-            if isinstance(self._tokenizer, (str, os.PathLike)):
+            server_side = self._tokenizer == SERVER_TOKENIZER
+            if server_side:
+                self._tokenizer = None
+            elif isinstance(self._tokenizer, (str, os.PathLike)):
                 self._tokenizer = load_tokenizer(self._tokenizer)
-            if self._tokenizer is None and self.api != "chat" and root and Path(root).is_dir():
+            if self._tokenizer is None and self.api != "chat" and root and Path(root).is_dir() \
+                    and not server_side:
                 self._tokenizer = load_tokenizer(root)
             if self.api == "chat":
                 await self._check_chat_rendering()
