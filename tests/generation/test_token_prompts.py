@@ -250,3 +250,14 @@ def test_serve_sends_one_key_per_answer_on_all_its_upstream_calls():
     assert set(keys) == {"2+3", "4+1"}
     (k1,), (k2,) = keys["2+3"], keys["4+1"]  # one key per answer, on every call it made
     assert k1 and k2 and k1 != k2 and "x-session-id" not in calls[0][1]
+
+
+def test_tokenizer_server_forces_the_servers_tokenize():
+    with TokenizingServer(tokenize=True) as srv:
+        _, api, how, _ = _step(srv.url, tokenizer="server")
+        sent = _decoded(srv)
+    assert (api, how) == ("completions", "server")
+    assert sent == render(MSGS, trim=False, continue_final=True)
+    with TokenizingServer(tokenize=False) as srv, \
+            pytest.raises(InputError, match="needs a tokenizer"):
+        _step(srv.url, tokenizer="server", api="completions")
