@@ -26,6 +26,8 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 from trimpomdp import load_model
 from trimpomdp._io import atomic_write, envelope, read_json, write_json
 from trimpomdp.data.trim_release import read_release_results
@@ -37,7 +39,7 @@ from trimpomdp.sim.calibrated import (
     CalibratedSimulator,
     load_simulator,
 )
-from trimpomdp.sim.fitting import DEFAULT_GRID, fit_thr, params_of
+from trimpomdp.sim.fitting import DEFAULT_GRID, fit_thr, params_of, tolerance_errors
 from trimpomdp.sim.validation import (
     bootstrap_predictions,
     compare,
@@ -108,6 +110,8 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=12)
     ap.add_argument("--boot-n", type=int, default=2000)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--extra-seeds", default="1,2",
+                    help="more scenario seeds for the default calibration's exact-rule check")
     ap.add_argument("--reuse-fits", action="store_true",
                     help="reuse the split tables and bootstrap refits of the previous JSON")
     args = ap.parse_args()
@@ -171,6 +175,31 @@ def main() -> None:
                              for how in SPLITS]
         report["simulators"][name] = res
         print(name, res["pomdp_score"], f"{time.time() - t0:.0f}s")
+    # seed robustness of the default calibration's exact-rule prediction (same n, other seeds)
+    seeds = [args.seed] + [int(x) for x in args.extra_seeds.split(",") if x.strip()]
+    per_seed = {args.seed: report["simulators"]["after (paired steps, all Thr columns)"]["pomdp"]}
+    for sd in seeds[1:]:
+        sc = after.scenario(args.n, sd)
+        per_seed[sd] = compare(pomdp_curve(sc, {float(r["cost_per_token"]):
+                                                policies[float(r["cost_per_token"])]
+                                                for r in pom}), pom, "cost_per_token")
+    pooled = []
+    for j, m in enumerate(pom):
+        sims = [per_seed[sd][j] for sd in seeds]
+        row = {k: float(np.mean([r[k] for r in sims])) for k in sims[0]
+               if isinstance(sims[0][k], float) and not k.endswith("_se")}
+        for k in ("accuracy", "mean_strong_tokens", "mean_strong_calls", "target_token_frac"):
+            row[f"{k}_se"] = float(np.sqrt(np.mean([r[f"{k}_se"] ** 2 for r in sims])
+                                           / len(sims)))
+        sim_pt = {"accuracy": row["accuracy_sim"], "mean_strong_tokens":
+                  row["mean_strong_tokens_sim"], "mean_strong_calls": row["mean_strong_calls_sim"],
+                  "target_token_frac": row["target_token_frac_sim"]}
+        row.update(tolerance_errors(sim_pt, m))
+        row["param"] = float(m["cost_per_token"])
+        pooled.append(row)
+    report["seeds"] = {"seeds": seeds, "per_seed_score": {str(k): score(v)
+                                                          for k, v in per_seed.items()},
+                       "pooled": pooled, "pooled_score": score(pooled)}
     old_boot = prev.get("bootstrap", {})
     refits = (old_boot.get("params") if old_boot.get("n") == args.boot_n
               and len(old_boot.get("params", [])) >= args.boot else None)
@@ -229,6 +258,17 @@ def main() -> None:
             lines += ["", f"### {name}: fit on Thr k ∈ {sp['fit_thresholds']}, predict the rest",
                       ""]
             lines += table(sp["table"], "k")
+    lines += ["", f"## Seed robustness: default calibration, exact rule, seeds {seeds} "
+              f"({args.n} problems each)", "",
+              "| seed | acc within | C̄ within | both | acc MAE |", "|---|---|---|---|---|"]
+    for sd, sc_ in report["seeds"]["per_seed_score"].items():
+        lines.append(f"| {sd} | {sc_['acc_within']}/8 | {sc_['tokens_within']}/8 | "
+                     f"{sc_['both_within']}/8 | {sc_['acc_mae']:.3f} |")
+    ps = report["seeds"]["pooled_score"]
+    lines += ["", f"Pooled over the seeds ({len(seeds) * args.n} problems per point): acc "
+              f"{ps['acc_within']}/8, C̄ {ps['tokens_within']}/8, both {ps['both_within']}/8, "
+              f"acc χ² = {ps['acc_chi2']:.1f} (p = {ps['acc_chi2_p']:.2f}).", ""]
+    lines += table(pooled, "λ")
     lines += ["", f"## Calibration uncertainty ({args.boot} bootstrap refits of the Thr rows, "
               f"{args.boot_n} problems each, own seeds; exact release rule"
               f"{'; refits reused from the previous run' if refits is not None else ''})", "",
