@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "conditional = P(score | class, min previous score) (score and conditional "
                    "are proper likelihoods, joint counts the minimum again at every step). "
                    "auto (default): joint when no step was regenerated (= fit-em), score "
-                   "otherwise (docs/em_fit.md)")
+                   "otherwise (docs/own_model.md)")
     p.add_argument("--alpha", type=float, default=0.1, help="additive smoothing per bin")
     p.add_argument("--n-init", type=int, default=8, help="EM random restarts")
     p.add_argument("--max-iter", type=int, default=500, help="EM iterations per restart")
