@@ -252,6 +252,82 @@ def write_sim_traces(path: str, n: int = 1000, seed: int = 0) -> None:
     write_traces(path, out)
 
 
+EXPERIMENTS: list[tuple[str, dict[str, Any], bool]] = [
+    # (name, CalibratedScoreModel options, usable by the router as a TrimModel)
+    ("calibrated, current score", {}, True),
+    ("+ learned ε", {"learn_epsilon": True}, True),
+    ("+ ε, smoothing α = 1", {"learn_epsilon": True, "alpha": 1.0}, True),
+    ("+ ε, finer grid 0.0125", {"learn_epsilon": True, "bin_size": 0.0125}, True),
+    ("min as a feature: P(s | min_prev, c)", {"emission": "conditional"}, True),
+    ("min in 4 bands: P(s | band, c)", {"emission": "conditional", "min_bands": 4}, False),
+    ("token-dependent + ε", {"token_bins": 4, "learn_epsilon": True}, False),
+    ("step-index-dependent + ε", {"step_edges": (1, 2, 3, 5, 8), "learn_epsilon": True}, False),
+]
+
+
+def experiments(n_boot: int, out: Path) -> dict[str, Any]:
+    """Issue 17 item 2: model changes on the MATH-500 held-out half against the logistic
+    regression (paired bootstrap), plus a gradient-boosting check of how much ranking
+    information the six baseline features hold beyond a linear model."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from trimpomdp.evaluation.assess import (
+        SolutionBaselines,
+        auroc_fast,
+        bootstrap,
+        brier,
+        log_loss,
+    )
+
+    root = shared_data_dir()
+    if root is None:
+        raise SystemExit("no ../shared/data: nothing to measure")
+    d = load_step_traces([root / "prm_scores_strictprmbench" / DATASETS[0][1]], prm="qwen_prm")
+    tr, te = split_problems(d, 250, seed=0)
+    train, test = d.subset(tr), d.subset(te)
+    preds = SolutionBaselines().fit(train).predict(test)
+    rows: list[dict[str, Any]] = []
+    y = test.correct
+    fits: dict[str, Any] = {}
+    for name, kw, usable in EXPERIMENTS:
+        t0 = time.perf_counter()
+        m = CalibratedScoreModel(n_init=1, **kw).fit(train)
+        preds[name] = m.predict_correct(test)
+        fits[name] = {"usable_by_router": usable, "fit_seconds": time.perf_counter() - t0,
+                      "score_loglik": m.step_log_likelihood(test),
+                      "epsilon": float(m.em_.epsilon_), "p": float(m.em_.p_[0])}
+    Xa, Xb = solution_features(train), solution_features(test)
+    gb = HistGradientBoostingClassifier(learning_rate=0.03, max_iter=300, max_leaf_nodes=15,
+                                        l2_regularization=1.0, random_state=0)
+    preds["gradient boosting on the 6 baseline features"] = gb.fit(
+        Xa, train.correct.astype(int)).predict_proba(Xb)[:, 1]
+
+    def stat(i: np.ndarray) -> dict[str, float]:
+        ref = auroc_fast(y[i], preds["logistic"][i])
+        return {f"{k}|{m}": v for k, p in preds.items() for m, v in (
+            ("auroc", auroc_fast(y[i], p[i])), ("delta", auroc_fast(y[i], p[i]) - ref))}
+
+    boot = bootstrap(test.problems(), stat, n_boot=n_boot, seed=0)
+    for k, p in preds.items():
+        rows.append({"name": k, "auroc": boot[f"{k}|auroc"], "delta": boot[f"{k}|delta"],
+                     "brier": brier(y, p), "log_loss": log_loss(y, p), **fits.get(k, {})})
+    doc = {"command": "python benchmarks/assess_real.py --experiments", "n_boot": n_boot,
+           "rows": rows}
+    out.with_suffix(".json").write_text(json.dumps(_clean(doc), indent=1) + "\n")
+    L = ["# Issue 17 item 2: model changes on the MATH-500 held-out half (250 / 250, seed 0)", "",
+         f"`{doc['command']}` · {n_boot} problem resamples, paired.", "",
+         ("| score | router-usable | AUROC (95% CI) | − logistic (paired 95% CI) | Brier | "
+         "log-loss | raw-score ll/step |"), "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        u = {True: "yes", False: "no"}.get(r.get("usable_by_router"), "—")  # type: ignore[arg-type]
+        ll = f"{r['score_loglik']:.3f}" if "score_loglik" in r else "—"
+        L.append(f"| {r['name']} | {u} | {ci(r['auroc'])} | {ci(r['delta'], signed=True)} | "
+                 f"{r['brier']:.4f} | {r['log_loss']:.4f} | {ll} |")
+    out.with_suffix(".md").write_text("\n".join(L) + "\n")
+    print("\n".join(L))
+    return doc
+
+
 def _cli(*argv: str) -> tuple[dict[str, Any], float]:
     """Run one ``trimpomdp`` command in a subprocess; (its JSON output or {}, CPU seconds)."""
     t = time.perf_counter()
@@ -354,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
                     "scenario, 1000 problems, seed 0) as a step-trace JSONL file, for "
                     "`trimpomdp assess`")
     ap.add_argument("--sim-n", type=int, default=1000, help="problems of --sim-traces")
+    ap.add_argument("--experiments", action="store_true", help="only the model-change table on "
+                    "MATH-500 (-> results/assess_experiments.{md,json})")
     ap.add_argument("--router-curve", default=None, metavar="MODEL", help="only the cost–accuracy "
                     "curve of a TRIM model file through `trimpomdp solve` and `trimpomdp "
                     "simulate` (-> results/assess_router_curve.{md,json})")
@@ -361,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.sim_traces:
         write_sim_traces(args.sim_traces, n=args.sim_n, seed=args.sim_seed)
+        return 0
+    if args.experiments:
+        experiments(args.n_boot, OUT / "assess_experiments")
         return 0
     if args.router_curve:
         router_curve(args.router_curve, OUT / "assess_router_curve")

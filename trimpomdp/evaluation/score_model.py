@@ -84,15 +84,22 @@ class CalibratedScoreModel(BaseEstimator):
     ε = P(correct answer | an error occurred) (PRMs flag steps of solutions whose answer is right),
     which only the fit and :meth:`predict_correct` use (the TRIM POMDP pays nothing for S1/S2);
     ``token_bins`` > 1: the score density also depends on the step's token count (quantile bins
-    of the training steps' tokens), P(score | token bin, c).
+    of the training steps' tokens), P(score | token bin, c). ``emission="conditional"``:
+    P(score | min_prev, c) (the running minimum as a deterministic feature instead of a re-emitted
+    observation), with ``min_bands`` > 0 on that many bands of the transformed minimum.
+    ``step_edges`` (e.g. (1, 2, 3, 5, 8)): P(score | step-index bin, c), the bins split at those
+    step indices (0-based). Only the plain and min-conditioned variants are TrimModels.
     """
 
     def __init__(self, n_types: int = 1, bin_size: float = 0.025, alpha: float = 0.1,
                  bandwidth: float = 0.0, n_knots: int = 200, n_init: int = 2,
                  random_state: int = 0, learn_epsilon: bool = False, token_bins: int = 0,
-                 emission: str = "current") -> None:
+                 emission: str = "current", min_bands: int = 0,
+                 step_edges: tuple[int, ...] = ()) -> None:
         self.n_types = n_types
         self.emission = emission
+        self.min_bands = min_bands
+        self.step_edges = step_edges
         self.token_bins = token_bins
         self.learn_epsilon = learn_epsilon
         self.bin_size = bin_size
@@ -115,9 +122,15 @@ class CalibratedScoreModel(BaseEstimator):
         self.token_edges_ = np.quantile(data.tokens[data.mask()], np.arange(1, nb) / nb) \
             if nb > 1 else np.empty(0)
         td = transform_data(data, self.transform_)
+        coded = nb > 1 or len(self.step_edges) > 0
+        if nb > 1 and len(self.step_edges) > 0:
+            raise InputError("give token_bins or step_edges, not both.", field="step_edges")
+        if len(self.step_edges) + 1 > grid_size(self.bin_size):
+            raise InputError("step_edges must give fewer bins than the grid has.",
+                             field="step_edges")
         self.em_ = TypedTrimEM(n_types=self.n_types, bin_size=self.bin_size, alpha=self.alpha,
                                bandwidth=self.bandwidth,
-                               emission="conditional" if nb > 1 else self._emission(),
+                               emission="conditional" if coded else self._emission(),
                                n_init=self.n_init, random_state=self.random_state,
                                learn_epsilon=self.learn_epsilon).fit(self._sequences(td), td.correct.tolist())
         return self
@@ -133,6 +146,16 @@ class CalibratedScoreModel(BaseEstimator):
         (token-bin code, score) so that the conditional emission is P(score | token bin, c)."""
         seqs = td.sequences()
         nb = int(self.token_bins)
+        if len(self.step_edges) > 0:
+            edges = np.asarray(self.step_edges)
+            n = edges.size + 1
+            return [np.column_stack([(np.searchsorted(edges, np.arange(s.shape[0]),
+                                                      side="right") + 0.5) / n, s[:, 1]])
+                    for s in seqs]
+        if int(self.min_bands) > 0 and self.emission == "conditional":
+            m = int(self.min_bands)
+            return [np.column_stack([(np.minimum(np.floor(s[:, 0] * m), m - 1) + 0.5) / m,
+                                     s[:, 1]]) for s in seqs]
         if nb <= 1:
             return seqs
         out = []
@@ -179,10 +202,13 @@ class CalibratedScoreModel(BaseEstimator):
         only): its grid is on transformed scores and it carries the transform, so it takes raw
         PRM scores like any model; P(o | c) constant along min_prev, the fitted accuracy as
         ``p_<role>``, everything else from ``base``."""
-        if int(self.token_bins) > 1:
-            raise InputError("a model with token-dependent densities is not a TrimModel (its "
-                             "P(o | c) depends on the step's token count; the router would need "
-                             "a token-aware density).", field="token_bins")
+        if int(self.token_bins) > 1 or len(self.step_edges) > 0:
+            raise InputError("a model with token- or step-dependent densities is not a TrimModel "
+                             "(its P(o | c) depends on the step's token count or index; the "
+                             "router's density sees only (min_prev, score)).", field="token_bins")
+        if int(self.min_bands) > 0 and self.emission == "conditional":
+            raise InputError("a model on bands of the minimum is not exported (its grid rows "
+                             "are bands, not min_prev bins).", field="min_bands")
         if self.em_.weights_.size != 1:
             raise InputError("only a one-type model is a TrimModel (the exact solver's belief has"
                              f" three classes). Got {self.em_.weights_.size} types.",
