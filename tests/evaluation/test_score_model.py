@@ -121,3 +121,24 @@ def test_token_dependent_densities():
     np.testing.assert_allclose(p, P0[np.arange(d.n), d.lengths - 1])
     with pytest.raises(InputError):
         m.trim_model(load_model())
+
+
+def test_step_index_and_min_conditioned_variants():
+    d = _traces(seed=5)
+    m = CalibratedScoreModel(step_edges=(1, 3), n_init=1).fit(d)
+    seq = m._sequences(m.transformed(d))[0]
+    L = int(d.lengths[0])
+    want = (np.searchsorted([1, 3], np.arange(L), side="right") + 0.5) / 3
+    np.testing.assert_allclose(seq[:, 0], want)
+    with pytest.raises(InputError, match="step"):
+        m.trim_model(load_model())
+    # the running minimum as a feature: P(s | min_prev, c) is a TrimModel whose filter equals
+    # the fitted model's on raw scores
+    c = CalibratedScoreModel(emission="conditional", n_init=1).fit(d)
+    tm = c.trim_model(load_model())
+    p, _ = model_step_probabilities(tm, d, lam=None, density="binned")
+    ok = d.mask()
+    np.testing.assert_allclose(p[ok], c.step_probabilities(d)[ok], atol=1e-10)
+    with pytest.raises(InputError, match="bands"):
+        CalibratedScoreModel(emission="conditional", min_bands=4, n_init=1).fit(d).trim_model(
+            load_model())
