@@ -258,8 +258,8 @@ EXPERIMENTS: list[tuple[str, dict[str, Any], bool]] = [
     ("+ learned ε", {"learn_epsilon": True}, True),
     ("+ ε, smoothing α = 1", {"learn_epsilon": True, "alpha": 1.0}, True),
     ("+ ε, finer grid 0.0125", {"learn_epsilon": True, "bin_size": 0.0125}, True),
-    ("min as a feature: P(s | min_prev, c)", {"emission": "conditional"}, True),
-    ("min in 4 bands: P(s | band, c)", {"emission": "conditional", "min_bands": 4}, False),
+    ("min as a feature: P(s given min_prev, c)", {"emission": "conditional"}, True),
+    ("min in 4 bands: P(s given band, c)", {"emission": "conditional", "min_bands": 4}, False),
     ("token-dependent + ε", {"token_bins": 4, "learn_epsilon": True}, False),
     ("step-index-dependent + ε", {"step_edges": (1, 2, 3, 5, 8), "learn_epsilon": True}, False),
 ]
@@ -301,6 +301,15 @@ def experiments(n_boot: int, out: Path) -> dict[str, Any]:
                                         l2_regularization=1.0, random_state=0)
     preds["gradient boosting on the 6 baseline features"] = gb.fit(
         Xa, train.correct.astype(int)).predict_proba(Xb)[:, 1]
+    mu, sd = Xa.mean(axis=0), Xa.std(axis=0) + 1e-12
+    A, B = (Xa - mu) / sd, (Xb - mu) / sd
+    iu = np.triu_indices(A.shape[1])
+    A2 = np.column_stack([A, (A[:, :, None] * A[:, None, :])[:, iu[0], iu[1]]])
+    B2 = np.column_stack([B, (B[:, :, None] * B[:, None, :])[:, iu[0], iu[1]]])
+    m2, s2 = A2.mean(axis=0), A2.std(axis=0) + 1e-12
+    lr2 = LogisticRegression(C=1.0, max_iter=5000).fit((A2 - m2) / s2, train.correct.astype(int))
+    preds["logistic, degree 2 (squares and pairwise products)"] = lr2.predict_proba(
+        (B2 - m2) / s2)[:, 1]
 
     def stat(i: np.ndarray) -> dict[str, float]:
         ref = auroc_fast(y[i], preds["logistic"][i])
