@@ -247,7 +247,7 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=20)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--tokens", type=int, default=32)
-    ap.add_argument("--batch", type=int, default=4, help="problems in flight")
+    ap.add_argument("--batch", type=int, default=5, help="problems in flight (20 / 5: four batches, two in each order)")
     ap.add_argument("--policy", default="thr:0.5")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backends", default="http,inprocess")

