@@ -41,6 +41,10 @@ if [ ! -f "$MODELS/prm/config.json" ]; then
 fi
 echo "== models ready ($(( $(date +%s) - start )) s)"
 
+# one OpenMP thread per vLLM process: three servers share the cores, and oversubscribed OpenMP
+# spin-waits; measured on the 2-core CI box (load ~5): SmolLM2 greedy 100-token answers
+# 6.0-8.7 s with 1 thread vs 12.5-57 s with the default (same text)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 set +e
 TRIMPOMDP_LIVE_MODELS="$MODELS" TRIMPOMDP_VLLM_PYTHON="$VENV/bin/python" \
   "$PY" -m pytest -m server tests/generation tests/fitting -v -p no:cacheprovider

@@ -25,14 +25,10 @@ from servers import live_servers
 from trimpomdp.generation.runlog import read_runlog
 
 MAX_STEPS = 40
-#: list prompts (one item per line: many short steps) and short open questions (a few steps)
+THR = 0.55  # the random PRM scores these steps around 0.53-0.58: both actions occur
+#: short open questions (a step or a few) first, then list prompts (one numbered item per
+#: line: one step each; SmolLM2-135M answers the countries one with a list well past 30 lines)
 PROMPTS = [
-    "List sixty animals, one per line.",
-    "Count from one to sixty in words, one number per line.",
-    "List fifty fruits and vegetables, one per line.",
-    "List fifty countries of the world, one per line.",
-    "List fifty common English first names, one per line.",
-    "List forty colours, one per line.",
     "What is the capital of France?",
     "Write a haiku about the sea.",
     "Give three tips for sleeping better.",
@@ -47,6 +43,12 @@ PROMPTS = [
     "Translate 'good morning' into French.",
     "Give one reason to learn a second language.",
     "What is a synonym of happy?",
+    "Name a famous painting.",
+    "What is the largest ocean on Earth?",
+    "Which animal is known as the king of the jungle?",
+    "List fifty cities of the world, one per line.",
+    "List forty famous painters, one per line.",
+    "List fifty countries of the world, one per line.",
 ]
 PROFILE = f'base = "general"\nstep_separator = "\\n"\nmax_steps = {MAX_STEPS}\n'
 
@@ -74,7 +76,7 @@ def test_general_profile_run_killed_and_resumed(urls, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "trimpomdp", "run", "--weak", urls["weak"], "--strong",
            urls["strong"], "--prm", urls["prm"], "--dataset", str(data), "--task", str(task),
-           "--policy", "thr:0.5", "--max-step-tokens", "16", "--temperature", "0",
+           "--policy", f"thr:{THR}", "--max-step-tokens", "16", "--temperature", "0",
            "--concurrency", "4", "--seed", "0", "--out", str(out)]
     log = out / "runlog.jsonl"
     t0 = time.monotonic()
@@ -131,7 +133,7 @@ def test_general_profile_run_killed_and_resumed(urls, tmp_path):
         assert steps[-1]["final"] or r["end_reason"] in ("empty_steps", "stop", "length")
         for s in steps:
             assert 0.0 <= s["score"] <= 1.0
-            assert s["action"] == ("regenerate" if s["score"] < 0.5 else "continue")
+            assert s["action"] == ("regenerate" if s["score"] < THR else "continue")
             assert s["source"] == ("strong" if s["action"] == "regenerate" else "weak")
         assert r["strong_tokens"] == sum(s.get("strong_tokens", 0) for s in steps)
     long = sorted(n for n in n_steps.values() if n > 30)
