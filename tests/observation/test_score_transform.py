@@ -274,6 +274,13 @@ def test_assess_write_model_writes_a_transformed_model(tmp_path, capsys):
     assert mt.bin_size == 0.025 and summary["written_model"]["p_weak"] == mt.p_weak
     assert "written" in summary["heldout"]["scores"]
     assert mt.p_strong == load_model().p_strong  # the rest comes from MODEL
+    eps = tmp_path / "eps.json"
+    assert main(["assess", "default", str(tr), "--write-model", str(eps), "--learn-epsilon",
+                 "--smoothing", "1", "--n-boot", "5", "--json"]) == 0
+    capsys.readouterr()
+    me = load_model(eps)
+    assert me.provenance["epsilon"] is not None and me.provenance["smoothing"] == 1.0
+    assert me.p_weak != mt.p_weak
     # bad option: one line, exit 2, nothing written
     bad = tmp_path / "bad.json"
     assert main(["assess", "default", str(tr), "--write-model", str(bad), "--grid", "0.03"]) == 2

@@ -65,6 +65,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "transformed-score grid (default: %(default)s)")
     p.add_argument("--knots", type=int, default=200, help="quantiles of the written model's score "
                    "transform (default: %(default)s)")
+    p.add_argument("--smoothing", type=float, default=0.1, help="additive smoothing per bin of "
+                   "the written model's densities (default: %(default)s)")
+    p.add_argument("--learn-epsilon", action="store_true", help="fit the written model with a "
+                   "learned P(correct answer | an error occurred); the file keeps the densities "
+                   "and p of that fit (the POMDP itself has no ε)")
 
 
 def _clean(obj: Any) -> Any:
@@ -92,6 +97,7 @@ def check_args(args: argparse.Namespace) -> Path | None:
                      field="train_problems")
     if args.write_model is not None:
         check_number(args.knots, "--knots", lo=2, hi=100_000, integer=True, field="knots")
+        check_number(args.smoothing, "--smoothing", lo=0, hi=1e6, field="smoothing")
         try:
             grid_size(args.grid)
             ok = 0.005 <= args.grid <= 0.5
@@ -172,14 +178,17 @@ def _write_model(args: argparse.Namespace, base: TrimModel, train: Any) -> TrimM
     if not train.has_outcome.any():
         raise InputError("--write-model needs training traces with a final-answer outcome "
                          "('correct'). Got none.", field="correct")
-    est = CalibratedScoreModel(n_types=1, bin_size=float(args.grid),
-                               n_knots=int(args.knots)).fit(train)
+    est = CalibratedScoreModel(n_types=1, bin_size=float(args.grid), n_knots=int(args.knots),
+                               alpha=float(args.smoothing),
+                               learn_epsilon=bool(args.learn_epsilon)).fit(train)
     src = ", ".join(str(t) for t in args.traces)
     model = est.trim_model(base, name=f"calibrated-score-em ({Path(args.traces[0]).name})")
     prov = {**model.provenance, "fitted_by": "trimpomdp assess --write-model",
             "traces": src, "train_solutions": int(train.n),
             "train_problems": None if args.train_problems is None else int(args.train_problems),
-            "split_seed": int(args.split_seed), "prm": args.prm}
+            "split_seed": int(args.split_seed), "prm": args.prm,
+            "smoothing": float(args.smoothing),
+            "epsilon": float(est.em_.epsilon_) if args.learn_epsilon else None}
     model = model.replace(provenance=prov)
     model.save(args.write_model)
     return model
