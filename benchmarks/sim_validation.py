@@ -34,6 +34,7 @@ from trimpomdp.data.trim_release import read_release_results
 from trimpomdp.resources import resource_path
 from trimpomdp.sim.calibrated import (
     CALIBRATION_FILE_V1,
+    ERROR_SCORE_CORR,
     PAIRED_CALIBRATION_FILE,
     PAIRED_TOL_CALIBRATION_FILE,
     CalibratedSimulator,
@@ -65,7 +66,7 @@ def release_rows():
 
 def fit_paired(thr, start=None, sweeps=3, n=4000, objective="all", progress=None):
     base = CalibratedSimulator(paired_tokens=True, score_shift=(0.5, 1.0, 4.0),
-                               draft_len_exp=0.7).fit()
+                               draft_len_exp=0.7, error_score_corr=ERROR_SCORE_CORR).fit()
     grid = dict(DEFAULT_GRID)
     grid["d_ok"] = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
     grid = {"ok_logit_scale": grid.pop("ok_logit_scale"), **grid}
@@ -162,7 +163,10 @@ def main() -> None:
                                      rule="release-approx"), pom, "cost_per_token")
         res["pomdp_approx_rule"], res["pomdp_approx_rule_score"] = approx, score(approx)
         old_res = prev.get("simulators", {}).get(name, {})
-        if old_res.get("splits") and prev.get("n") == args.n and prev.get("seed") == args.seed:
+        res["params"] = params_of(sim) if not name.startswith("before") else {
+            "score_shift": list(sim.score_shift)}
+        if (old_res.get("splits") and old_res.get("params") == res["params"]
+                and prev.get("n") == args.n and prev.get("seed") == args.seed):
             res["splits"] = old_res["splits"]
         else:
             if name.startswith("before"):
@@ -202,6 +206,7 @@ def main() -> None:
                        "pooled": pooled, "pooled_score": score(pooled)}
     old_boot = prev.get("bootstrap", {})
     refits = (old_boot.get("params") if old_boot.get("n") == args.boot_n
+              and old_boot.get("start") == start
               and len(old_boot.get("params", [])) >= args.boot else None)
     boot = bootstrap_predictions(after, thr, pom, policies, start=start, b=args.boot,
                                  n=args.boot_n, fit_n=args.boot_n, seed=args.seed,
@@ -210,7 +215,7 @@ def main() -> None:
     inner = [r for r in thr if 0.0 < float(r["threshold"]) < 1.0]
     iv_thr = intervals(boot["thr"], inner, "threshold")
     report["bootstrap"] = {"b": args.boot, "n": args.boot_n, "params": boot["params"],
-                           "refits_reused": refits is not None,
+                           "refits_reused": refits is not None, "start": start,
                            "pomdp_intervals": iv, "thr_intervals": iv_thr}
 
     lines = ["# Simulator validation out of sample (MATH-500, Qwen2.5-1.5B → 7B, release runtime rule)",

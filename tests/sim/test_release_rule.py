@@ -106,3 +106,56 @@ def test_strong_scores_in_the_min_cut_vain_regenerations(policy):
     # identical on problems that never regenerated
     none = blind.strong_calls == 0
     np.testing.assert_array_equal(seen.correct[none], blind.correct[none])
+
+
+def test_error_score_factor_keeps_marginals_and_adds_the_measured_dependence():
+    """Assumption 7b: r > 0 ties a solution's err / post draws (normal-score correlation ≈ r)
+    but leaves every class's marginal and the r = 0 draws unchanged."""
+    from scipy.special import ndtri
+    from scipy.stats import ks_2samp
+
+    base = load_simulator()
+    p0 = base.with_shape(error_score_corr=0.0)
+    p1 = base.with_shape(error_score_corr=0.27)
+    a, b = p0.scenario(3000, seed=9), p1.scenario(3000, seed=9)
+    np.testing.assert_array_equal(a.sc_ok, b.sc_ok)  # only err / post draws move
+    np.testing.assert_array_equal(a.u_w, b.u_w)
+    # marginals: the values of a row share one factor, so compare by the KS distance (a p-value
+    # would count 90,000 dependent values as independent); a real shift of the pool would show
+    # as D > 0.05
+    for k in ("sc_err", "sc_post", "ss_post", "n_w_err"):
+        assert ks_2samp(getattr(a, k).ravel(), getattr(b, k).ravel()).statistic < 0.02, k
+    # within-problem normal scores of two post draws of one solution: correlated only with r > 0
+    def corr(sc):
+        x, y = sc.sc_post[:, 3], sc.sc_post[:, 7]
+        same = sc.problem
+        zx, zy = [], []
+        for j in np.unique(same):
+            m = same == j
+            if m.sum() < 8:
+                continue
+            for v, out in ((x[m], zx), (y[m], zy)):
+                r = np.argsort(np.argsort(v, kind="stable"), kind="stable")
+                out.extend(ndtri((r + 0.5) / m.sum()))
+        return np.corrcoef(zx, zy)[0, 1]
+    assert abs(corr(a)) < 0.08 and corr(b) > 0.12
+
+
+def test_error_score_correlation_of_toy_traces():
+    from trimpomdp.data.schema import StepTrace
+    from trimpomdp.sim.pools import error_score_correlation
+
+    rng = np.random.default_rng(0)
+    traces = []
+    for j in range(40):
+        for k in range(6):
+            w = rng.standard_normal()
+            s = [0.9, float(np.clip(0.2 + 0.05 * w, 0.01, 0.34))] + [
+                float(np.clip(0.3 + 0.05 * w + 0.01 * rng.standard_normal(), 0, 1))
+                for _ in range(3)]
+            traces.append(StepTrace(problem_id=f"p{j}#{k}", scores=tuple(s), tokens=(10,) * 5,
+                                    correct=False))
+    c = error_score_correlation(traces)
+    assert c["err_post"] > 0.8 and c["post_post"] > 0.8
+    with pytest.raises(InputError):
+        error_score_correlation(traces[:2])

@@ -65,10 +65,20 @@ the measured TRIM-Thr curve on an independent seed in ``benchmarks/calibration.p
     problem (ρ = ``strong_len_corr``: how much of the draft's length the rewrite inherits).
     scale_w, scale_s are set by simulation so that weak-only / strong-only tokens per problem
     equal the release's 400.9 / 494.8 (assumption 5's targets).
-7. Checked and *not* modelled: dependence of a draft's score on the earlier scores of the same
-   solution beyond the problem: in the 7B dumps the intra-solution correlation of correct steps'
-   normal-score ranks within a problem's pool is 0.06, so steps stay independent given the
-   problem.
+7. Checked and *not* modelled: dependence of a correct step's score on the earlier scores of
+   the same solution beyond the problem: in the 7B dumps the intra-solution correlation of
+   correct steps' normal-score ranks within a problem's pool is 0.06, so they stay independent
+   given the problem.
+7b. Modelled (``error_score_corr`` r, measured, not fitted): the scores of a wrong solution *are*
+    dependent after its first error. In the 7B dumps (normal scores by rank within the
+    problem's err / post pools, 3,845 wrong solutions; ``pools.error_score_correlation``) the
+    first-error step and the next step correlate 0.28 (0.30 with the mean of the later steps),
+    two consecutive post-error steps 0.27: an error the PRM does not see is followed by steps it
+    also scores high. One Gaussian factor per simulated solution, shared by its weak and strong
+    err / post draws with loading √r, r = :data:`ERROR_SCORE_CORR` = 0.27, reproduces both
+    (copula on the score quantile within the problem's pool, with the paired tokens of the same
+    real step; every marginal unchanged). Assumed beyond the data: the factor also links the
+    first-error draws of repeated errors (a real solution has one first error).
 
 8. The simulated *routing loop* is the release's (:mod:`trimpomdp.sim.release_rule`, issue 19):
    a regenerated step is re-scored with the strong text in the history, so the strong step's
@@ -81,7 +91,7 @@ the measured TRIM-Thr curve on an independent seed in ``benchmarks/calibration.p
    regenerated step counting 1.0 in the min) the simulated POMDP kept regenerating after a
    wrong strong step, which is the +11 … +16 strong tokens it had too many at λ ≥ 0.65.
 
-The paired model's shape parameters (d_ok, d_err, d_post, a, γ, ρ, τ, β) are fitted on the measured
+The paired model's shape parameters (d_ok, d_err, d_post, a, γ, ρ, τ, β; r is measured) are fitted on the measured
 TRIM-Thr curve only (:func:`trimpomdp.sim.fitting.fit_thr`); the measured TRIM-POMDP curve is the
 out-of-sample check (:mod:`trimpomdp.sim.validation`, ``benchmarks/sim_validation.py``).
 
@@ -98,6 +108,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.special import ndtr, ndtri
 from sklearn.base import BaseEstimator
 
 from trimpomdp._io import check_envelope, read_json
@@ -116,6 +127,8 @@ PAIRED_TOL_CALIBRATION_FILE = "sim/calibration_math500_paired_tol.json"
 #: all columns of the measured TRIM-Thr curve (it predicts the measured TRIM-POMDP curve out of
 #: sample far better than the first calibration: ``benchmarks/results/sim_validation.md``)
 CALIBRATION_FILE = PAIRED_CALIBRATION_FILE
+#: r of assumption 7b, measured on the 7B dumps (not fitted; see the module docstring)
+ERROR_SCORE_CORR = 0.27
 RELEASE_ENDPOINTS = {"weak_accuracy": 0.364, "strong_accuracy": 0.73, "weak_tokens": 400.946,
                      "strong_tokens": 494.84}
 
@@ -165,10 +178,14 @@ class CalibratedSimulator(BaseEstimator):
     score_difficulty : float
         β of assumption 1b: correct drafts' score logits move by β · z (a problem that is easier
         for the weak model than for the 7B also gets surer scores). Only with ``paired_tokens``.
+    error_score_corr : float in [0, 1)
+        r of assumption 7b: the scores of a simulated solution's first-error and post-error
+        steps share one Gaussian factor (normal-score correlation r; marginals unchanged). Only
+        with ``paired_tokens``.
     """
 
     _SHAPE_PARAMS = ("score_shift", "strong_len_corr", "draft_len_exp", "ok_logit_scale",
-                     "weak_difficulty_sd", "score_difficulty")
+                     "weak_difficulty_sd", "score_difficulty", "error_score_corr")
 
     def __init__(self, weak_accuracy: float = RELEASE_ENDPOINTS["weak_accuracy"],
                  strong_accuracy: float = RELEASE_ENDPOINTS["strong_accuracy"],
@@ -178,8 +195,9 @@ class CalibratedSimulator(BaseEstimator):
                  max_steps: int = DEFAULT_MAX_STEPS, paired_tokens: bool = False,
                  strong_len_corr: float = 0.0, draft_len_exp: float = 1.0,
                  ok_logit_scale: float = 1.0, weak_difficulty_sd: float = 0.0,
-                 score_difficulty: float = 0.0) -> None:
+                 score_difficulty: float = 0.0, error_score_corr: float = 0.0) -> None:
         self.score_shift = score_shift
+        self.error_score_corr = error_score_corr
         self.weak_difficulty_sd = weak_difficulty_sd
         self.score_difficulty = score_difficulty
         self.ok_logit_scale = ok_logit_scale
@@ -286,6 +304,11 @@ class CalibratedSimulator(BaseEstimator):
         if not np.isfinite(beta):
             raise InputError(f"score_difficulty must be finite. Got {beta!r}.",
                              field="score_difficulty")
+        r = float(unit_float(self.error_score_corr, "error_score_corr"))
+        if r >= 1.0:
+            raise InputError(f"error_score_corr must be in [0, 1). Got {r!r}.",
+                             field="error_score_corr")
+        self.err_corr_ = r if self.paired_tokens else 0.0
         self.tau_ = tau if self.paired_tokens else 0.0
         self.beta_ = beta if self.paired_tokens else 0.0
         self.delta_w_tau_ = (self._fit_delta(float(self.weak_accuracy), self.tau_)
@@ -382,24 +405,16 @@ class CalibratedSimulator(BaseEstimator):
 
     def _paired_scenario(self, rng: np.random.Generator, prob: np.ndarray, L: np.ndarray,
                          shape: tuple[int, int], seed: int) -> Scenario:
-        P, rho, gamma = self.pools_, self.rho_, self.gamma_
+        P = self.pools_
         arrays: dict[str, Any] = {"u_w": rng.random(shape), "u_s": rng.random(shape)}
         indep = np.maximum(1, P.draw("step_tokens", prob, rng.random(shape))).astype(float)
         names = {"ok": ("n_w", "n_s"), "err": ("n_w_err", "n_s_err"),
                  "post": ("n_w_post", "n_s_post")}
-        for pool, d in zip(("ok", "err", "post"), self.score_shift_):
-            x, n_raw = P.draw_paired(pool, prob, rng.random(shape))
-            a = self.ok_scale_ if pool == "ok" else 1.0
-            if d != 0.0 or a != 1.0:
-                x = _sigmoid(a * _logit(np.clip(x, 1e-4, 1.0 - 1e-4)) - d)
-            arrays[f"sc_{pool}"] = x
-            n_raw = np.maximum(1, n_raw).astype(float)
-            kw, ks = names[pool]
-            arrays[kw] = np.maximum(1, np.rint(n_raw ** gamma * self.scale_w_)).astype(np.int64)
-            strong = n_raw ** rho * indep ** (1.0 - rho)
-            arrays[ks] = np.maximum(1, np.rint(strong * self.scale_s_)).astype(np.int64)
+        u_pool = {pool: rng.random(shape) for pool in ("ok", "err", "post")}
+        arrays.update(self._paired_draws(P, prob, u_pool, indep, names))
+        u_ss = {pool: rng.random(shape) for pool in ("ok", "err", "post")}
         for pool in ("ok", "err", "post"):
-            arrays[f"ss_{pool}"] = P.draw(pool, prob, rng.random(shape))
+            arrays[f"ss_{pool}"] = P.draw(pool, prob, u_ss[pool])
         p_w = self.p_weak_[prob]
         if self.tau_ > 0 or self.beta_ != 0:  # assumption 1b (drawn last: other draws unchanged)
             z: np.ndarray = np.asarray(rng.standard_normal(prob.shape[0]))
@@ -409,8 +424,61 @@ class CalibratedSimulator(BaseEstimator):
             if self.beta_ != 0:
                 x = np.clip(arrays["sc_ok"], 1e-6, 1.0 - 1e-6)
                 arrays["sc_ok"] = _sigmoid(_logit(x) + self.beta_ * z[:, None])
+        if self.err_corr_ > 0:  # assumption 7b (drawn after 1b: the r = 0 draws are unchanged)
+            w = np.asarray(rng.standard_normal(prob.shape[0]))[:, None]
+            r = self.err_corr_
+            S = self._sorted_pools()
+
+            def tie(u: np.ndarray) -> np.ndarray:
+                return np.asarray(ndtr(np.sqrt(r) * w + np.sqrt(1.0 - r) *
+                                       ndtri(np.clip(u, 1e-12, 1.0 - 1e-12))))
+
+            u_pool = {k: (tie(v) if k != "ok" else v) for k, v in u_pool.items()}
+            new = self._paired_draws(S, prob, {k: u_pool[k] for k in ("err", "post")}, indep,
+                                     names)
+            arrays.update(new)
+            for pool in ("err", "post"):
+                arrays[f"ss_{pool}"] = S.draw(pool, prob, tie(u_ss[pool]))
         return Scenario(L=L.astype(np.int64), p_w=p_w, p_s=self.p_strong_[prob],
                         problem=prob, seed=seed, source="calibrated-paired", **arrays)
+
+    def _sorted_pools(self) -> ScorePools:
+        """The pools with every problem's score pools (and their paired tokens) sorted by score,
+        so that a uniform picks a score quantile (for the copula of assumption 7b)."""
+        if getattr(self, "_sorted_cache", None) is None:
+            P = self.pools_
+            values = dict(P.values)
+            for pool in ("ok", "err", "post"):
+                seg = np.repeat(np.arange(P.n_problems), P.counts[pool])
+                order = np.lexsort((P.values[pool], seg))
+                values[pool] = P.values[pool][order]
+                values[f"{pool}_tokens"] = P.values[f"{pool}_tokens"][order]
+            self._sorted_cache = ScorePools(problem_ids=P.problem_ids, n_correct=P.n_correct,
+                                            n_total=P.n_total, values=values,
+                                            offsets=P.offsets, counts=P.counts,
+                                            provenance=P.provenance)
+        return self._sorted_cache
+
+    def _paired_draws(self, P: ScorePools, prob: np.ndarray, u_pool: Mapping[str, np.ndarray],
+                      indep: np.ndarray, names: Mapping[str, tuple[str, str]]
+                      ) -> dict[str, np.ndarray]:
+        """Draft scores and (draft, rewrite) tokens of the given pools from uniforms ``u_pool``."""
+        rho, gamma = self.rho_, self.gamma_
+        arrays: dict[str, np.ndarray] = {}
+        for pool, d in zip(("ok", "err", "post"), self.score_shift_):
+            if pool not in u_pool:
+                continue
+            x, n_raw = P.draw_paired(pool, prob, u_pool[pool])
+            a = self.ok_scale_ if pool == "ok" else 1.0
+            if d != 0.0 or a != 1.0:
+                x = _sigmoid(a * _logit(np.clip(x, 1e-4, 1.0 - 1e-4)) - d)
+            arrays[f"sc_{pool}"] = x
+            n_raw = np.maximum(1, n_raw).astype(float)
+            kw, ks = names[pool]
+            arrays[kw] = np.maximum(1, np.rint(n_raw ** gamma * self.scale_w_)).astype(np.int64)
+            strong = n_raw ** rho * indep ** (1.0 - rho)
+            arrays[ks] = np.maximum(1, np.rint(strong * self.scale_s_)).astype(np.int64)
+        return arrays
 
 
 def load_simulator(pools: str | os.PathLike[str] | None = None, *,
@@ -440,7 +508,8 @@ def load_simulator(pools: str | os.PathLike[str] | None = None, *,
                   "strong_len_corr": p["strong_len_corr"], "draft_len_exp": p["draft_len_exp"],
                   "ok_logit_scale": p.get("ok_logit_scale", 1.0),
                   "weak_difficulty_sd": p.get("weak_difficulty_sd", 0.0),
-                  "score_difficulty": p.get("score_difficulty", 0.0)}
+                  "score_difficulty": p.get("score_difficulty", 0.0),
+                  "error_score_corr": p.get("error_score_corr", 0.0)}
     elif "score_shift" in doc:
         fitted = {"score_shift": tuple(doc["score_shift"])}
     else:
@@ -449,6 +518,6 @@ def load_simulator(pools: str | os.PathLike[str] | None = None, *,
     return CalibratedSimulator(**fitted).fit(None if pools is None else ScorePools.load(pools))
 
 
-__all__ = ["CALIBRATION_FILE", "CALIBRATION_FILE_V1", "PAIRED_CALIBRATION_FILE",
+__all__ = ["CALIBRATION_FILE", "CALIBRATION_FILE_V1", "ERROR_SCORE_CORR", "PAIRED_CALIBRATION_FILE",
            "PAIRED_TOL_CALIBRATION_FILE",
            "RELEASE_ENDPOINTS", "CalibratedSimulator", "load_simulator"]

@@ -113,7 +113,8 @@ def shape_kwargs(params: Mapping[str, float]) -> dict[str, Any]:
             "draft_len_exp": float(params["draft_len_exp"]),
             "ok_logit_scale": float(params["ok_logit_scale"]),
             "weak_difficulty_sd": float(params.get("weak_difficulty_sd", 0.0)),
-            "score_difficulty": float(params.get("score_difficulty", 0.0))}
+            "score_difficulty": float(params.get("score_difficulty", 0.0)),
+            "error_score_corr": float(params.get("error_score_corr", 0.0))}
 
 
 def params_of(sim: CalibratedSimulator) -> dict[str, float]:
@@ -124,6 +125,7 @@ def params_of(sim: CalibratedSimulator) -> dict[str, float]:
     d["ok_logit_scale"] = float(sim.ok_logit_scale)
     d["weak_difficulty_sd"] = float(sim.weak_difficulty_sd)
     d["score_difficulty"] = float(sim.score_difficulty)
+    d["error_score_corr"] = float(getattr(sim, "error_score_corr", 0.0))
     return d
 
 

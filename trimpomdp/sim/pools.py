@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.special import ndtri
 
 from trimpomdp._io import atomic_write, check_envelope, envelope, read_json
 from trimpomdp.errors import InputError
@@ -180,4 +181,55 @@ class ScorePools:
             raise InputError(f"malformed pools file ({exc})", path=path) from None
 
 
-__all__ = ["PAIRED_POOLS_FILE", "POOLS_FILE", "POOLS_KIND", "ScorePools"]
+def error_score_correlation(traces: Sequence[StepTrace], *, error_threshold: float = 0.35,
+                            min_solutions: int = 3) -> dict[str, float]:
+    """Within-problem dependence of a wrong solution's scores after its first error.
+
+    Scores are turned into normal scores by their rank within the problem's own err / post pool
+    (so differences between problems do not count), then correlated over wrong solutions:
+    ``err_post`` (first-error step vs the first later step), ``err_post_mean`` (vs the mean of the
+    later steps) and ``post_post`` (first vs second later step). Problems with fewer than
+    ``min_solutions`` wrong solutions are skipped. Assumption 7b of
+    :mod:`trimpomdp.sim.calibrated` uses these.
+    """
+    def nscore(v: Sequence[float]) -> np.ndarray:
+        a = np.asarray(v, float)
+        ranks = np.empty(a.size)
+        ranks[np.argsort(a, kind="stable")] = np.arange(a.size)
+        return np.asarray(ndtri((ranks + 0.5) / a.size))
+
+    groups: dict[str, list[Any]] = {}
+    for tr in traces:
+        if tr.correct is False:
+            groups.setdefault(tr.problem_id.split("#")[0], []).append(list(tr.scores))
+    e1, p1, pm, q1, q2 = [], [], [], [], []
+    for sols in groups.values():
+        split = []
+        for s in sols:
+            low = [i for i, v in enumerate(s) if v < error_threshold]
+            e = low[0] if low else int(np.argmin(s))
+            split.append((s[e], s[e + 1:]))
+        posts = [x for _, p in split for x in p]
+        if len(split) < min_solutions or len(posts) < 2:
+            continue
+        ze, zp = nscore([e for e, _ in split]), nscore(posts)
+        k = 0
+        for j, (_, p) in enumerate(split):
+            z = zp[k:k + len(p)]
+            k += len(p)
+            if len(p) >= 1:
+                e1.append(ze[j])
+                p1.append(z[0])
+                pm.append(z.mean())
+            if len(p) >= 2:
+                q1.append(z[0])
+                q2.append(z[1])
+    if len(e1) < 3 or len(q1) < 3:
+        raise InputError("too few wrong solutions with post-error steps.", field="traces")
+    return {"err_post": float(np.corrcoef(e1, p1)[0, 1]),
+            "err_post_mean": float(np.corrcoef(e1, pm)[0, 1]),
+            "post_post": float(np.corrcoef(q1, q2)[0, 1]), "n_solutions": float(len(e1))}
+
+
+__all__ = ["PAIRED_POOLS_FILE", "POOLS_FILE", "POOLS_KIND", "ScorePools",
+           "error_score_correlation"]

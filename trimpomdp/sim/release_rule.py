@@ -37,6 +37,7 @@ import numpy as np
 from trimpomdp._io import check_envelope, read_json
 from trimpomdp.errors import InputError
 from trimpomdp.resources import resource_path
+from trimpomdp.routing.pomdp import pomdp_factory
 
 KDE_FILE = "sim/trim_release_reflected_kde_math-train.json"
 KDE_KIND = "release_kde_obs_model"
@@ -211,8 +212,6 @@ def release_factory(policy: Any, *, density: Any = "kde", snap: bool = True,
     density (the earlier approximation). Simulate it with ``observe_regenerated=
     OBSERVE_STRONG_SCORES``.
     """
-    from trimpomdp.routing.pomdp import pomdp_factory
-
     dens = release_kde() if density == "kde" else density
     return pomdp_factory(ReleaseTablePolicy(policy, snap=snap, use_final=use_final),
                          belief="release", density=dens, gate=RELEASE_GATE, record=record)
