@@ -25,8 +25,8 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
+from trimpomdp._estimator import BaseEstimator
 from trimpomdp.errors import InputError
 from trimpomdp.evaluation.assess import StepData
 from trimpomdp.model import TrimModel

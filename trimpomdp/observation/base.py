@@ -10,8 +10,8 @@ import os
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
+from trimpomdp._estimator import BaseEstimator
 from trimpomdp.errors import InputError, NotFittedError
 from trimpomdp.observation.grid import grid_size  # noqa: F401  (re-exported: its home is grid)
 

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
+from trimpomdp._estimator import BaseEstimator
 from trimpomdp.errors import InputError, NotFittedError
 from trimpomdp.observation.em import (
     _Batch,
