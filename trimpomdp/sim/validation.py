@@ -5,9 +5,10 @@ it):
 
 1. **Thr → POMDP.** Fit the simulator's shape parameters on the measured TRIM-Thr curve only
    (:func:`trimpomdp.sim.fitting.fit_thr`), then predict the release's *measured* TRIM-POMDP
-   curve: the release's runtime rule (single-observation posterior, closeness gate 0.4,
-   continuous density; ``pomdp_factory(policy, belief="release")``) at the release's λ values,
-   with the policy solved exactly on the bundled release model. Per point: accuracy, strong
+   curve: the release's runtime rule step for step (:mod:`trimpomdp.sim.release_rule`:
+   single-observation posterior from the release's reflected KDE, closeness gate 0.4, snapped
+   table lookup, strong steps' scores in the min; ``rule="release-exact"``) at the release's λ
+   values, with the policy solved exactly on the bundled release model. Per point: accuracy, strong
    tokens, strong calls and token fraction, simulated ± simulation SE, minus measured.
 2. **Thr part → Thr rest.** Fit on a subset of the Thr thresholds, predict the others.
 3. **Calibration uncertainty.** Refit on bootstrap resamples of the measured Thr rows (rows
