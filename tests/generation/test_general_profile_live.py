@@ -27,7 +27,7 @@ from trimpomdp.generation.runlog import read_runlog
 MAX_STEPS = 40
 THR = 0.55  # the random PRM scores these steps around 0.53-0.58: both actions occur
 #: short open questions (a step or a few) first, then list prompts (one numbered item per
-#: line: one step each; SmolLM2-135M answers the countries one with a list well past 30 lines)
+#: line: one step each; SmolLM2-135M answers both (and the haiku) with lists past 30 lines)
 PROMPTS = [
     "What is the capital of France?",
     "Write a haiku about the sea.",
@@ -47,7 +47,7 @@ PROMPTS = [
     "What is the largest ocean on Earth?",
     "Which animal is known as the king of the jungle?",
     "List fifty cities of the world, one per line.",
-    "List forty famous painters, one per line.",
+    "What is the tallest mountain in the world?",
     "List fifty countries of the world, one per line.",
 ]
 PROFILE = f'base = "general"\nstep_separator = "\\n"\nmax_steps = {MAX_STEPS}\n'
