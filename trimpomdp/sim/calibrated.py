@@ -109,8 +109,8 @@ from typing import Any
 
 import numpy as np
 from scipy.special import ndtr, ndtri
-from sklearn.base import BaseEstimator
 
+from trimpomdp._estimator import BaseEstimator
 from trimpomdp._io import check_envelope, read_json
 from trimpomdp._validate import nonneg_float, unit_float
 from trimpomdp.errors import InputError, NotFittedError
