@@ -144,6 +144,11 @@ def _is_bundled(model: TrimModel) -> bool:
     return model_fingerprint(model) == _bundled_fingerprint()
 
 
+def is_bundled(model: TrimModel) -> bool:
+    """True when ``model`` is the bundled TRIM model (same fingerprint, whatever its file)."""
+    return _is_bundled(model)
+
+
 @functools.lru_cache(maxsize=1)
 def _bundled_fingerprint() -> str:
     return str(model_fingerprint(load_model()))

@@ -5,12 +5,14 @@ import argparse
 import json
 
 from trimpomdp._validate import check_number
+from trimpomdp.errors import InputError
 from trimpomdp.model import load_model
 from trimpomdp.routing.spec import PolicySpec
 from trimpomdp.sim.calibrated import CalibratedSimulator, load_simulator
 from trimpomdp.sim.engine import simulate
 from trimpomdp.sim.naive import NaiveSimulator
-from trimpomdp.tuning import simulator_for
+from trimpomdp.sim.release_rule import OBSERVE_STRONG_SCORES, release_factory
+from trimpomdp.tuning import is_bundled, simulator_for
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,6 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="TRIM model file for POMDP specs (default: bundled)")
     p.add_argument("--observe-regenerated", action="store_true",
                    help="pass each strong step's PRM score to the router (the release does not)")
+    p.add_argument("--release-rule", action="store_true",
+                   help="pomdp:FILE|λ with the release's exact runtime rule (reflected KDE, "
+                        "0.4 gate, snapped table lookup, strong steps' scores in the min); "
+                        "the model the release's curve was measured with")
     p.add_argument("--naive", action="store_true", help="use the POMDP itself as simulator")
     p.add_argument("--simulator", choices=("auto", "calibrated", "naive"), default="auto",
                    help="auto: the calibrated MATH-500 simulator for the bundled model, the "
@@ -41,9 +47,20 @@ def run(args: argparse.Namespace) -> int:
         sim = NaiveSimulator(model) if kind == "naive" else load_simulator()
     sc = sim.scenario(args.n, args.seed)
     strong = simulate(PolicySpec.parse("strong").factory(model, record=False), sc).mean_strong_tokens
-    res = simulate(spec.factory(model, record=False), sc,
-                   observe_regenerated=args.observe_regenerated)
+    if args.release_rule:
+        if spec.kind != "pomdp":
+            raise InputError(f"--release-rule needs a pomdp:FILE|λ policy. Got "
+                             f"{args.policy!r} instead.", field="policy")
+        # the release's reflected KDE belongs to the bundled model; any other model keeps its
+        # own (binned, continuous) density under the same gate and table lookup
+        density = "kde" if is_bundled(model) else "continuous"
+        make = release_factory(spec.solved_policy(model), density=density)
+        res = simulate(make, sc, observe_regenerated=OBSERVE_STRONG_SCORES)
+    else:
+        res = simulate(spec.factory(model, record=False), sc,
+                       observe_regenerated=args.observe_regenerated)
     out = {"spec": args.policy, "seed": args.seed, "simulator": sc.source,
+           "rule": "release" if args.release_rule else "router",
            **res.summary(strong_only_tokens=strong)}
     if args.json:
         print(json.dumps(out))

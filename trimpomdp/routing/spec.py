@@ -97,6 +97,14 @@ class PolicySpec:
         """True if the rule is built from a TRIM model (POMDP specs)."""
         return self.kind in _FILE_OR_LAMBDA
 
+    def solved_policy(self, model: TrimModel | None = None) -> TrimPolicy:
+        """The solved POMDP policy of a ``pomdp:``/``pomdp-filter:`` spec (λ solved exactly on
+        ``model``, default the bundled one; a file loaded)."""
+        if not self.uses_model:
+            raise InputError(f"policy spec '{self}' has no POMDP policy: use pomdp:FILE|λ or "
+                             "pomdp-filter:FILE|λ.", field="policy")
+        return _solved(self.arg, model)
+
     def factory(self, model: TrimModel | None = None, *, record: bool = True,
                 density: Any = "continuous", seed: int = 0, max_steps: int | None = None
                 ) -> RouterFactory:
