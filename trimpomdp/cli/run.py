@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from tqdm import tqdm
+
 from trimpomdp.cli._config import DefaultsHelpFormatter, apply_config_file, json_object
 from trimpomdp.data.problems import read_problems
 from trimpomdp.errors import InputError
@@ -108,8 +110,6 @@ class Progress:
         self.t0 = time.perf_counter()
 
     def start(self, todo: int, skipped: int) -> None:
-        from tqdm import tqdm
-
         self.t0 = time.perf_counter()
         self.bar = tqdm(total=todo, desc="run", unit="problem", file=self.file,
                         disable=None if self.enabled is None else not self.enabled,
