@@ -285,3 +285,18 @@ def test_assess_write_model_writes_a_transformed_model(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     assert main(["assess", "default", str(tr), "--write-model", str(bad), "--grid", "0.03"]) == 2
     assert "grid" in capsys.readouterr().err and not bad.exists()
+
+
+def test_naive_simulator_hands_the_router_raw_scores():
+    # the naive simulator draws P(o | c) on the transformed axis; a transformed model's router
+    # transforms again, so the draws must come back through the inverse map
+    from trimpomdp.sim.naive import NaiveSimulator
+
+    model = load_model()
+    g = _g(4)
+    plain = NaiveSimulator(model).scenario(300, seed=5)
+    moved = NaiveSimulator(model.replace(score_transform=g)).scenario(300, seed=5)
+    for key in ("sc_ok", "sc_post", "sc_err", "ss_ok"):
+        raw = getattr(moved, key)
+        assert not np.allclose(raw, getattr(plain, key))
+        np.testing.assert_allclose(g.batch(raw), getattr(plain, key), atol=1e-9)

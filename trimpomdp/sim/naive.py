@@ -21,7 +21,8 @@ class NaiveSimulator:
         self.strong_tokens = int(strong_tokens or model.future_tokens)
 
     def scenario(self, n: int, seed: int = 0) -> Scenario:
-        """Draw ``n`` problems: common p_w/p_s, L from the hazard, scores from P(o | c)."""
+        """Draw ``n`` problems: common p_w/p_s, L from the hazard, scores from P(o | c) (raw
+        scores: a model's ``score_transform`` is inverted)."""
         n, seed = check_n_seed(n, seed)
         m = self.model
         rng = np.random.default_rng([seed, 20260124])
@@ -34,9 +35,14 @@ class NaiveSimulator:
         marg = m.obs_probs.reshape(3, k, k).sum(axis=1)  # P(current bin | class)
         shape = (n, int(m.max_steps))
 
+        transform = getattr(m, "score_transform", None)
+
         def scores(c: int) -> np.ndarray:
             b = rng.choice(k, size=shape, p=marg[c] / marg[c].sum())
-            return np.clip((b + rng.random(shape)) * m.bin_size, 0.0, 1.0)
+            u = np.clip((b + rng.random(shape)) * m.bin_size, 0.0, 1.0)
+            # P(o | c) lives on the transformed axis: the router is handed raw PRM scores and
+            # transforms them itself, so draws go back through the inverse map
+            return u if transform is None else transform.inverse_batch(u)
 
         arrays = {"u_w": rng.random(shape), "u_s": rng.random(shape),
                   "n_w": np.full(shape, self.weak_tokens), "n_s": np.full(shape, self.strong_tokens)}
