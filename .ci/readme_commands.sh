@@ -50,6 +50,7 @@ check ok "$T" export-pomdp --lambda 0.25 --step 10 --tokens 60 --belief 0.5,0.2,
 check ok "$T" fit --data obs.jsonl --out model.json
 check ok "$T" fit-em --traces traces.jsonl --out model_em.json
 check ok "$T" simulate --policy thr:0.3 --n 2000 --json
+check ok "$T" simulate --policy pomdp:0.65 --release-rule --n 2000
 # continue-only traces: the strong accuracy is not identifiable, which fit-model says in one line
 check clear "$T" fit-model --traces traces.jsonl --out model_fit.json
 check ok "$T" assess model_em.json traces.jsonl
