@@ -160,3 +160,21 @@ def test_a_profile_horizon_beyond_the_policy_is_clipped_with_a_warning(caplog):
                                                                   max_steps=60)):
             pass
         assert ei.value.field == "max_steps" and "horizon" in ei.value.reason
+
+
+def test_run_general_profile_needs_no_gold_answers(tmp_path, capsys):
+    from trimpomdp.cli.main import main
+
+    probs = tmp_path / "p.jsonl"
+    probs.write_text("".join(json.dumps({"problem_id": f"g{i}", "problem": f"Tell me {i}."})
+                             + "\n" for i in range(2)))
+    with stubs() as up:
+        base = ["run", "--weak", up["weak"].url, "--strong", up["strong"].url, "--prm",
+                up["prm"].url, "--dataset", str(probs), "--policy", "thr:0.5", "--api", "chat"]
+        # math grades answers: a prompt without one is refused up front, naming file and line
+        assert main([*base, "--task", "math", "--out", str(tmp_path / "m")]) == 2
+        err = capsys.readouterr().err
+        assert "p.jsonl:1:" in err and "gold answer" in err and len(err.strip().splitlines()) == 1
+        assert main([*base, "--task", "general", "--out", str(tmp_path / "g")]) == 0
+    recs = [json.loads(ln) for ln in (tmp_path / "g" / "runlog.jsonl").read_text().splitlines()]
+    assert len(recs) == 2 and all(r["status"] == "ok" and r["correct"] is None for r in recs)

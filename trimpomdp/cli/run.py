@@ -176,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
         retries=args.retries, score_strong_steps=args.score_strong_steps,
         backend=args.backend, engine_args=engine_args or {},
         affinity_header=args.affinity_header or None)
-    problems = read_problems(_dataset_path(args.dataset))
+    # a task without a grader (e.g. 'general') needs no gold answers
+    problems = read_problems(_dataset_path(args.dataset),
+                             require_answer=cfg.profile().grader != "none")
     progress = Progress(args.progress)
     try:
         summary = asyncio.run(run_live(problems, cfg, Path(args.out),

@@ -21,8 +21,13 @@ class Problem:
     answer: str
 
 
-def read_problems(path: str | os.PathLike[str], *, prefix: str | None = None) -> list[Problem]:
-    """Read a problems JSONL (MATH-500, AIME, AMC, OlympiadBench or StrictPRMBench layouts)."""
+def read_problems(path: str | os.PathLike[str], *, prefix: str | None = None,
+                  require_answer: bool = True) -> list[Problem]:
+    """Read a problems JSONL (MATH-500, AIME, AMC, OlympiadBench or StrictPRMBench layouts).
+
+    ``require_answer=False`` (tasks without a grader) reads prompts without a gold answer as
+    ``answer=""``.
+    """
     prefix = prefix if prefix is not None else Path(path).parent.name
     out = []
     for ln, obj in iter_jsonl(path):
@@ -31,6 +36,8 @@ def read_problems(path: str | os.PathLike[str], *, prefix: str | None = None) ->
         if q is None:
             raise InputError("missing the problem statement ('problem' or 'question')",
                              path=path, line=ln, field="problem")
+        if a is None and not require_answer:
+            a = ""
         if a is None:
             raise InputError("missing the gold answer ('answer', 'final_answer' or "
                              "'gold_answer')", path=path, line=ln, field="answer")
