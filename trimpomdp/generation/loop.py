@@ -8,6 +8,7 @@ fail after their retries becomes a ``failed`` record with the reason, and the ru
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -117,14 +118,19 @@ async def _solve(problem: Problem, weak: GenerationBackend, strong: GenerationBa
     while t < cfg.max_steps:
         messages = generation_messages(problem.question, steps)
         t0 = time.perf_counter()
-        draft = await weak.generate_step(messages, stop=cfg.stop, sampling=cfg.sampling)
+        sampling = cfg.sampling
+        if empty_drafts and sampling.seed is not None:  # a retry with the same seed repeats
+            sampling = dataclasses.replace(sampling, seed=sampling.seed + empty_drafts)
+        draft = await weak.generate_step(messages, stop=cfg.stop, sampling=sampling)
         timing["weak_s"] += time.perf_counter() - t0
         weak_tokens += draft.tokens
         if draft.stopped_on_stop and is_punctuation_only(draft.text):
             empty_drafts += 1
             discarded += draft.tokens
-            if empty_drafts <= cfg.max_empty_retries:
-                continue  # the release drops such steps and asks the model to go on
+            # the release drops such steps and asks the model to go on; a greedy retry of the
+            # same request can only repeat the empty draft, so it is not sent
+            if empty_drafts <= cfg.max_empty_retries and sampling.temperature > 0:
+                continue
             end_reason = "empty_steps"
             break
         if not draft.text.strip():  # the weak model ended the solution (EOS / length) with nothing
