@@ -18,11 +18,10 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from trimpomdp.cli._config import DefaultsHelpFormatter, apply_config_file, json_object
+from trimpomdp.cli._upstream import add_model_arguments
 from trimpomdp.data.problems import read_problems
 from trimpomdp.errors import InputError
-from trimpomdp.generation._http import AFFINITY_HEADER
 from trimpomdp.generation.live import LiveRunConfig, run_live
-from trimpomdp.generation.wiring import BACKENDS
 from trimpomdp.resources import shared_data_dir
 
 _DATASETS = {"math500": "math500/test.jsonl"}
@@ -30,20 +29,7 @@ _DATASETS = {"math500": "math500/test.jsonl"}
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = DefaultsHelpFormatter
-    p.add_argument("--weak", metavar="URL|DIR", help="weak model server (OpenAI API), or its "
-                   "model folder with --backend vllm-inprocess; required")
-    p.add_argument("--strong", metavar="URL|DIR", help="strong model server (OpenAI API), or "
-                   "its model folder with --backend vllm-inprocess")
-    p.add_argument("--prm", metavar="URL|DIR|self", help="vLLM /pooling PRM server URL (a model "
-                   "folder with --backend vllm-inprocess), or 'self' to score steps by the "
-                   "strong model's log-probabilities")
-    p.add_argument("--backend", choices=BACKENDS, default="http",
-                   help="http: the models are servers; vllm-inprocess: --weak/--strong/--prm are "
-                   "local model folders run by vLLM in this process (token ids, no HTTP)")
-    p.add_argument("--engine-args", default=None, metavar="JSON",
-                   help="vllm-inprocess: vLLM engine arguments as a JSON object, for every "
-                   "engine, with optional \"weak\"/\"strong\"/\"prm\" objects for one, e.g. "
-                   "'{\"max_model_len\": 4096, \"prm\": {\"gpu_memory_utilization\": 0.2}}'")
+    add_model_arguments(p)
     p.add_argument("--dataset", default="math500", help="'math500' or a problems JSONL path")
     p.add_argument("--task", default="math", metavar="NAME|FILE.toml", help="task profile: "
                    "math (the release's), general, thinking, or a profile file (docs/serve.md)")
@@ -62,18 +48,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, default=0.8, help="nucleus sampling mass")
     p.add_argument("--top-k", type=int, default=20, help="top-k sampling (-1: off)")
     p.add_argument("--seed", type=int, help="sampling seed sent to the servers")
-    p.add_argument("--weak-tokenizer", metavar="DIR|server",
-                   help="weak model's tokenizer folder, or 'server' for the server's POST /tokenize (default: the server's model folder when it "
-                   "is on this machine, else /tokenize; prompts are sent as token ids)")
-    p.add_argument("--strong-tokenizer", metavar="DIR|server",
-                   help="strong model's tokenizer (as --weak-tokenizer)")
-    p.add_argument("--api", choices=("auto", "completions", "chat"), default="auto",
-                   help="completions: token-id prompts (a local tokenizer or the server's "
-                   "/tokenize); chat: the server renders them (lossy; refused for templates that "
-                   "trim content); auto: completions when a tokenizer or /tokenize is there")
-    p.add_argument("--affinity-header", default=AFFINITY_HEADER, metavar="NAME",
-                   help="header carrying each problem's id on all its upstream requests, for "
-                   "session-aware routers in front of replicas ('' for none)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
     p.add_argument("--retries", type=int, default=3, help="retries per request")
     p.add_argument("--score-strong-steps", action="store_true",

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from trimpomdp.cli._config import DefaultsHelpFormatter, apply_config_file, json_object
+from trimpomdp.cli._upstream import add_model_arguments
 from trimpomdp.errors import InputError
 from trimpomdp.generation._http import AFFINITY_HEADER
-from trimpomdp.generation.wiring import BACKENDS, UpstreamSettings
+from trimpomdp.generation.wiring import UpstreamSettings
 from trimpomdp.serve.config import API_KEY_ENV, ServeConfig
 
 
@@ -47,28 +48,7 @@ def _origins(text: str) -> tuple[str, ...]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = DefaultsHelpFormatter
     up = p.add_argument_group("upstream servers")
-    up.add_argument("--weak", metavar="URL|DIR", help="weak model server (OpenAI API), or its "
-                    "model folder with --backend vllm-inprocess; required")
-    up.add_argument("--strong", metavar="URL|DIR", help="strong model server (OpenAI API), or "
-                    "its model folder with --backend vllm-inprocess")
-    up.add_argument("--prm", metavar="URL|DIR|self", help="vLLM /pooling PRM server URL (a model "
-                    "folder with --backend vllm-inprocess), or 'self' to score steps by the "
-                    "strong model's log-probabilities")
-    up.add_argument("--backend", choices=BACKENDS, default="http",
-                    help="http: the models are servers; vllm-inprocess: local model folders run "
-                    "by vLLM in this process (see `trimpomdp run`)")
-    up.add_argument("--engine-args", default=None, metavar="JSON",
-                    help="vllm-inprocess: vLLM engine arguments (a JSON object; optional "
-                    "\"weak\"/\"strong\"/\"prm\" objects for one engine)")
-    up.add_argument("--affinity-header", default=AFFINITY_HEADER, metavar="NAME",
-                    help="header carrying each request's key on all its upstream calls, for "
-                    "session-aware routers ('' for none)")
-    up.add_argument("--api", choices=("auto", "completions", "chat"), default="auto",
-                    help="how prompts reach the upstream servers (see `trimpomdp run`)")
-    up.add_argument("--weak-tokenizer", metavar="DIR|server",
-                    help="weak model's tokenizer folder, or 'server' (its POST /tokenize; default: the model folder when local, else /tokenize)")
-    up.add_argument("--strong-tokenizer", metavar="DIR|server",
-                    help="strong model's tokenizer (as --weak-tokenizer)")
+    add_model_arguments(up)
     up.add_argument("--upstream-concurrency", type=int, default=16, metavar="N",
                     help="requests in flight per upstream server")
     up.add_argument("--timeout", type=float, default=300.0, help="seconds per upstream request")
