@@ -199,3 +199,24 @@ def test_run_json_holds_the_step_limit_in_force(up, probs, tmp_path, capsys):
     assert main(_args(up, probs, out, "--max-steps", "30")) == 0  # the same run: resumes
     assert main(_args(up, probs, out, "--max-steps", "5")) == 2
     capsys.readouterr()
+
+
+def test_strong_step_scores_are_booked_by_default_and_a_resume_keeps_the_folders_setting(
+        up, probs, tmp_path, capsys):
+    """The release's loop books the strong step's PRM score (``score_strong_steps`` on by default);
+    a folder started with it off resumes with it off unless the flag says otherwise, and a resume
+    that contradicts the folder is refused naming the setting."""
+    on, off = tmp_path / "on", tmp_path / "off"
+    assert main(_args(up, probs, on, "--max-steps", "2", "--limit", "1")) == 0
+    assert json.loads((on / "run.json").read_text())["score_strong_steps"] is True
+    assert main(_args(up, probs, off, "--max-steps", "2", "--limit", "1",
+                      "--no-score-strong-steps")) == 0
+    assert json.loads((off / "run.json").read_text())["score_strong_steps"] is False
+    capsys.readouterr()
+    # resume (more problems) without the flag: the folder's own setting is kept
+    assert main(_args(up, probs, off, "--max-steps", "2")) == 0
+    assert json.loads((off / "run.json").read_text())["score_strong_steps"] is False
+    assert len((off / "runlog.jsonl").read_text().splitlines()) == 3
+    capsys.readouterr()
+    assert main(_args(up, probs, off, "--max-steps", "2", "--score-strong-steps")) == 2
+    assert "score_strong_steps" in capsys.readouterr().err

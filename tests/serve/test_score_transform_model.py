@@ -37,11 +37,14 @@ def model_file(tmp_path):
 
 
 def _replay(steps):
-    """Beliefs of the plain model's filter on g(score), with the recorded actions."""
+    """Beliefs of the plain model's filter on g(score), with the recorded actions (a strong
+    step's PRM score enters the min, ``score_strong_steps`` being on by default)."""
     up = BayesFilterUpdater.from_model(load_model(), "continuous")
     b, mn, out, prev = None, 1.0, [], None
-    for s in steps:
+    for i, s in enumerate(steps):
         x = float(s["score"])
+        if prev == 1:  # the strong step's own score (the PRM's rescoring) enters the min
+            mn = min(mn, float(steps[i - 1]["strong_score"]))
         b = up.update(b, prev, (G(mn), G(x)))
         out.append(b.probs)
         prev = 1 if s["action"] == "regenerate" else 0
@@ -52,8 +55,10 @@ def _replay(steps):
 def _plain(steps):
     up = BayesFilterUpdater.from_model(load_model(), "continuous")
     b, mn, out, prev = None, 1.0, [], None
-    for s in steps:
+    for i, s in enumerate(steps):
         x = float(s["score"])
+        if prev == 1:
+            mn = min(mn, float(steps[i - 1]["strong_score"]))
         b = up.update(b, prev, (mn, x))
         out.append(b.probs)
         prev = 1 if s["action"] == "regenerate" else 0
@@ -78,6 +83,11 @@ def test_run_uses_the_transformed_model(up, tmp_path, model_file, capsys):
         got = np.array([s["belief"] for s in r["steps"]])
         np.testing.assert_allclose(got, _replay(r["steps"]), rtol=0, atol=1e-12)
         assert not np.allclose(got, _plain(r["steps"]), atol=1e-3)  # g made a difference
+        st = r["steps"]  # the booked strong score is the PRM's rescoring at the next step
+        for a, b in zip(st, st[1:]):
+            assert ("strong_score" in a) == (a["action"] == "regenerate")
+            if a["action"] == "regenerate":
+                assert a["strong_score"] == b["prefix_scores"][-1]
 
 
 def test_serve_uses_the_transformed_model(up, model_file):

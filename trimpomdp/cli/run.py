@@ -50,8 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="sampling seed sent to the servers")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
     p.add_argument("--retries", type=int, default=3, help="retries per request")
-    p.add_argument("--score-strong-steps", action="store_true",
-                   help="pass the strong step's PRM score to the router (release: off)")
+    p.add_argument("--score-strong-steps", action=argparse.BooleanOptionalAction, default=None,
+                   help="pass the strong step's PRM score (from the next step's PRM call) to the "
+                   "router, so it enters the min of previous scores, as in the release's loop "
+                   "(default: on; a resumed folder keeps its own setting)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run the problems recorded as failed again")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -131,6 +133,19 @@ class Progress:
             self.bar = None
 
 
+def _score_strong_steps(args: argparse.Namespace) -> bool:
+    """--score-strong-steps as given; unset: a resumed folder's own setting (so folders started
+    when the default was off resume unchanged), else on."""
+    if args.score_strong_steps is not None:
+        return bool(args.score_strong_steps)
+    try:
+        old = json.loads((Path(args.out) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    value = old.get("score_strong_steps", False) if isinstance(old, dict) else True
+    return value if isinstance(value, bool) else True
+
+
 def run(args: argparse.Namespace) -> int:
     apply_config_file(args, add_arguments, "run")
     for name in ("weak", "policy", "out"):
@@ -147,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         max_step_tokens=args.max_step_tokens, temperature=args.temperature, top_p=args.top_p,
         top_k=args.top_k, seed=args.seed, weak_tokenizer=args.weak_tokenizer,
         strong_tokenizer=args.strong_tokenizer, api=args.api, timeout=args.timeout,
-        retries=args.retries, score_strong_steps=args.score_strong_steps,
+        retries=args.retries, score_strong_steps=_score_strong_steps(args),
         backend=args.backend, engine_args=engine_args or {},
         affinity_header=args.affinity_header or None)
     # a task without a grader (e.g. 'general') needs no gold answers

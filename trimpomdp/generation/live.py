@@ -72,7 +72,7 @@ class LiveRunConfig:
     api: str = "auto"
     timeout: float = 300.0
     retries: int = 3
-    score_strong_steps: bool = False
+    score_strong_steps: bool = True
     #: "http" (model servers) or "vllm-inprocess" (vLLM engines in this process)
     backend: str = "http"
     engine_args: Mapping[str, Any] = field(default_factory=dict)

@@ -51,8 +51,10 @@ class LoopConfig:
     stop: tuple[str, ...] = (STEP_SEPARATOR,)
     #: punctuation-only drafts are dropped and the model asked again, at most this many times
     max_empty_retries: int = 3
-    #: pass the strong step's PRM score to the router (off: it counts as 1.0, as the release does)
-    score_strong_steps: bool = False
+    #: pass the strong step's PRM score to the router, so it enters the min / product of previous
+    #: scores (the release's loop: its PRM re-scores the history with the strong step in it; the
+    #: score comes from the next step's PRM call, at no extra cost). Off: it counts as 1.0.
+    score_strong_steps: bool = True
     #: the end rule: (step text, stopped on the separator) -> this step ends the answer (default:
     #: the release's: a ``\boxed{`` or a step that did not stop on the separator); a task
     #: profile's ``is_final`` replaces it (e.g. end of sequence only)
@@ -151,6 +153,7 @@ async def _solve(problem: Problem, weak: GenerationBackend, strong: GenerationBa
             if prev_regenerated and cfg.score_strong_steps and router is not None and hasattr(
                     router, "observe_regenerated"):
                 router.observe_regenerated(float(scores[-2]))
+                records[-1]["strong_score"] = float(scores[-2])  # what the router booked
         action = RouteAction.CONTINUE
         if router is not None:
             t0 = time.perf_counter()

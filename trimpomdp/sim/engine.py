@@ -15,13 +15,19 @@ from trimpomdp.sim.scenario import RunResult, Scenario
 from trimpomdp.types import RouteAction
 
 ActFn = Callable[[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+#: ``observe(t, idx, strong_score)``: the PRM scores of the strong steps just generated
+ObserveFn = Callable[[int, np.ndarray, np.ndarray], None]
 
 
-def rollout(sc: Scenario, act: ActFn, name: str = "vectorised") -> RunResult:
+def rollout(sc: Scenario, act: ActFn, name: str = "vectorised", *,
+            observe: ObserveFn | None = None) -> RunResult:
     """Run a vectorised policy: ``act(t, idx, score, tokens, final) -> actions`` per step.
 
     ``idx`` are the still-running problems; ``score``/``tokens`` their drafted step. The same
     dynamics as :func:`simulate` (tested to agree), for batched policies (PPO training).
+    ``observe`` is the vectorised ``simulate(..., observe_regenerated=True)``: after each step
+    it gets the simulated PRM scores of the strong steps that replaced drafts (not on a
+    problem's last step, as in :func:`simulate`), so a policy can book them as the release does.
     """
     n = sc.n
     ok = np.ones(n, bool)
@@ -36,6 +42,13 @@ def rollout(sc: Scenario, act: ActFn, name: str = "vectorised") -> RunResult:
         tok = sc.draft_tokens(idx, t, o, wok)
         a = np.asarray(act(t, idx, score, tok, sc.L[idx] == t + 1)).astype(bool)
         sok = sc.u_s[idx, t] < sc.p_s[idx]
+        if observe is not None:
+            m = a & (sc.L[idx] > t + 1)
+            if m.any():
+                j = idx[m]
+                s2 = np.where(o[m], np.where(sok[m], sc.ss_ok[j, t], sc.ss_err[j, t]),
+                              sc.ss_post[j, t])
+                observe(t, j, s2)
         ok[idx] = o & np.where(a, sok, wok)
         st[idx] += np.where(a, sc.strong_tokens(idx, t, o, wok), 0)
         calls[idx] += a
@@ -141,4 +154,4 @@ def threshold_act(k: float) -> ActFn:
     return lambda t, idx, score, tok, final: score < k
 
 
-__all__ = ["ActFn", "rollout", "simulate", "step_oracle", "threshold_act"]
+__all__ = ["ActFn", "ObserveFn", "rollout", "simulate", "step_oracle", "threshold_act"]

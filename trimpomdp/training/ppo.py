@@ -6,8 +6,12 @@ model's reward (100), so λ means the same as in the POMDP; internally rewards a
 * **TRIM-Agg** — actor-critic MLPs (hidden 64, tanh) on the release's five features: current
   score, min of previous scores, product of previous scores, tokens / 300, step / horizon
   (:mod:`trimpomdp.routing.features`, shared with deployment). The previous
-  scores follow :class:`~trimpomdp.routing.router.StepRouter`'s bookkeeping (a regenerated step
-  counts as 1.0), so the features at training and deployment are identical.
+  scores follow :class:`~trimpomdp.routing.router.StepRouter`'s bookkeeping, so the features at
+  training and deployment are identical. With ``observe_regenerated`` (default, the release's
+  loop: the PRM re-scores the history with the strong step in it) a regenerated step's own
+  simulated PRM score enters the min / product, as ``StepRouter.observe_regenerated`` books it
+  in ``trimpomdp run`` (``score_strong_steps``, default on) and in
+  ``simulate(..., observe_regenerated=True)``; without it the strong step counts as 1.0.
 * **TRIM-Seq** — a one-layer GRU (hidden 32) over the per-step inputs (score, tokens / 300,
   step / horizon, previous action); the actor and critic heads see its state concatenated with the
   current step's five Agg features (so Seq can do at least what Agg does).
@@ -31,7 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from trimpomdp.errors import InputError
-from trimpomdp.routing.features import agg_features, book_step, seq_input
+from trimpomdp.routing.features import agg_features, book_step, keep_score, seq_input
 from trimpomdp.routing.learned import AggRule, LearnedWeights, SeqRule
 from trimpomdp.sim.calibrated import load_simulator
 from trimpomdp.sim.engine import rollout
@@ -69,6 +73,8 @@ class PPOConfig:
     value_coef: float = 0.5
     max_grad_norm: float = 0.5
     seed: int = 0
+    #: book each strong step's PRM score into min / product (the release's loop); off: 1.0
+    observe_regenerated: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.lam, bool) or not (isinstance(self.lam, (int, float))
@@ -81,6 +87,9 @@ class PPOConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"The '{name}' parameter must be an integer >= 1. Got {v!r} "
                                  "instead.", field=name)
+        if not isinstance(self.observe_regenerated, bool):
+            raise InputError(f"The 'observe_regenerated' parameter must be a bool. Got "
+                             f"{self.observe_regenerated!r} instead.", field="observe_regenerated")
         if not (0 < self.lr < 1 and 0 < self.clip < 1 and 0 <= self.gae_lambda <= 1
                 and 0 < self.gamma <= 1 and self.reward > 0 and 0 < self.init_regenerate < 1
                 and 0 <= self.explore_floor < 0.5):
@@ -136,7 +145,8 @@ def _export(net: Any, kind: str, cfg: PPOConfig, info: dict[str, Any], horizon: 
                           horizon=int(horizon))
 
 
-def _collect(net: Any, kind: str, sc: Any, rng: Any, fl: float) -> dict[str, Any]:
+def _collect(net: Any, kind: str, sc: Any, rng: Any, fl: float, observe_regenerated: bool = True
+             ) -> dict[str, Any]:
     """One batch of episodes on scenario ``sc`` with the stochastic (floored) policy."""
     import torch
 
@@ -181,7 +191,10 @@ def _collect(net: Any, kind: str, sc: Any, rng: Any, fl: float) -> dict[str, Any
         prev_a[idx] = a
         return a.astype(bool)
 
-    res = rollout(sc, act, kind)
+    def observe(t: int, idx: np.ndarray, strong_score: np.ndarray) -> None:
+        min_prev[idx], prod_prev[idx] = keep_score(min_prev[idx], prod_prev[idx], strong_score)
+
+    res = rollout(sc, act, kind, observe=observe if observe_regenerated else None)
     return {"X": X, "A": A, "LP": LP, "V": V, "mask": mask, "cost": for_cost,
             "correct": res.correct, "result": res}
 
@@ -226,7 +239,7 @@ def train_ppo(kind: str, lam: float, *, simulator: Any = None, config: PPOConfig
     t0 = time.time()
     for it in tqdm(range(cfg.iterations), disable=not progress, desc=f"PPO {kind} λ={lam:g}"):
         sc = sim.scenario(cfg.episodes_per_iter, cfg.seed * 1_000_000 + it)
-        batch = _collect(net, kind, sc, rng, cfg.explore_floor)
+        batch = _collect(net, kind, sc, rng, cfg.explore_floor, cfg.observe_regenerated)
         adv, ret = _gae(batch, cfg)
         res = batch["result"]
         curve.append({"iteration": it, "accuracy": res.accuracy,
