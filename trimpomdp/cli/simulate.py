@@ -21,8 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=2000, help="problems to simulate")
     p.add_argument("--seed", type=int, default=0, help="scenario seed (integer >= 0)")
     p.add_argument("--model", help="TRIM model file for POMDP specs (default: bundled)")
-    p.add_argument("--observe-regenerated", action="store_true",
-                   help="pass each strong step's PRM score to the router (the release does not)")
+    p.add_argument("--observe-regenerated", action=argparse.BooleanOptionalAction, default=True,
+                   help="pass each strong step's PRM score to the router, so it enters the min "
+                   "of previous scores, as the release's loop and `trimpomdp run` do (default: "
+                   "on; --no-observe-regenerated counts a regenerated step as 1.0)")
     p.add_argument("--release-rule", action="store_true",
                    help="pomdp:FILE|λ with the release's exact runtime rule (reflected KDE, "
                         "0.4 gate, snapped table lookup, strong steps' scores in the min); "

@@ -58,17 +58,18 @@ def rollout(sc: Scenario, act: ActFn, name: str = "vectorised", *,
                      strong_calls=calls, steps=sc.L.copy())
 
 
-def simulate(router: StepRouter | RouterFactory, sc: Scenario, *, observe_regenerated: bool = False,
+def simulate(router: StepRouter | RouterFactory, sc: Scenario, *, observe_regenerated: bool = True,
              keep_traces: bool = False, progress: bool = False) -> RunResult:
     """Run a router on every problem of ``sc``, one decide() per step.
 
     ``router`` is a :class:`RouterFactory` (a fresh router per problem) or one
     :class:`StepRouter` (reset per problem).
 
-    ``observe_regenerated`` passes each strong step's simulated PRM score to the router, so it
-    enters the min/product of previous scores, as in the release's loop (which re-scores the
-    history with the strong step in it; :mod:`trimpomdp.sim.release_rule`). Without it a
-    regenerated step counts as 1.0. ``keep_traces`` keeps every problem's decision trace.
+    ``observe_regenerated`` (default) passes each strong step's simulated PRM score to the
+    router, so it enters the min/product of previous scores, as in the release's loop (which
+    re-scores the history with the strong step in it; :mod:`trimpomdp.sim.release_rule`) and in
+    ``trimpomdp run`` (``--score-strong-steps``, on by default). Off: a regenerated step counts
+    as 1.0. ``keep_traces`` keeps every problem's decision trace.
     """
     regen = RouteAction.REGENERATE
     n = sc.n
