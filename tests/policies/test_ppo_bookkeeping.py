@@ -105,3 +105,29 @@ def test_ppo_features_equal_deployment_features(sc, observe):
             n_diff += e["min_prev"] < 1.0
     assert n_diff > 0
 
+
+
+@pytest.mark.parametrize("trained,booked,warns", [(True, True, False), (True, False, True),
+                                                  (None, True, True), (None, False, False)])
+def test_run_warns_when_a_checkpoint_was_trained_with_other_bookkeeping(tmp_path, caplog,
+                                                                        trained, booked, warns):
+    pytest.importorskip("torch", reason="building a checkpoint needs torch")
+    from trimpomdp.generation.wiring import make_router_factory, warn_learned_bookkeeping
+    from trimpomdp.routing.learned import AggRule
+    from trimpomdp.training.ppo import PPOConfig, _build_net, _export
+
+    cfg = PPOConfig(lam=0.1)
+    w = _export(_build_net("agg", cfg), "agg", cfg, {})
+    conf = dict(w.config)
+    if trained is None:  # a checkpoint from before the setting existed
+        conf.pop("observe_regenerated")
+    else:
+        conf["observe_regenerated"] = trained
+    object.__setattr__(w, "config", conf)
+    path = tmp_path / "agg.json"
+    AggRule(w).save(path)
+    factory = make_router_factory(f"agg:{path}")
+    with caplog.at_level("WARNING", logger="trimpomdp"):
+        assert warn_learned_bookkeeping(factory, booked, f"agg:{path}") is warns
+    assert ("features differ from training" in caplog.text) is warns
+    assert warn_learned_bookkeeping(make_router_factory("thr:0.5"), booked, "thr:0.5") is False

@@ -30,6 +30,7 @@ from trimpomdp.generation.wiring import (
     load_trim_model,
     make_router_factory,
     resolve_max_steps,
+    warn_learned_bookkeeping,
 )
 from trimpomdp.tasks import load_profile
 from trimpomdp.tasks.apply import RegradingLog
@@ -136,6 +137,7 @@ async def run_live(problems: Sequence[Problem], cfg: LiveRunConfig, out: Path, *
         raise InputError("--out must be a folder; this is a file", path=out, field="out")
     factory = make_router_factory(cfg.policy, load_trim_model(cfg.model),
                                   max_steps=cfg.max_steps or cfg.profile().max_steps)
+    warn_learned_bookkeeping(factory, cfg.score_strong_steps, cfg.policy)
     loop_cfg = dataclasses.replace(cfg.loop_config(), max_steps=resolve_max_steps(
         cfg.max_steps, cfg.profile().max_steps, factory, cfg.policy))
     problems = list(problems)[: cfg.limit] if cfg.limit else list(problems)

@@ -495,6 +495,26 @@ def resolve_max_steps(requested: int | None, default: int, factory: Callable[...
     return default
 
 
+def warn_learned_bookkeeping(factory: Callable[..., Any], booked: bool, spec: str) -> bool:
+    """Warn (and return True) if a learned checkpoint (agg / seq) was trained with another
+    bookkeeping of regenerated steps than the run uses: its min / product features would then
+    differ from training. Checkpoints without the setting predate it (strong step = 1.0)."""
+    inner = getattr(factory, "inner", factory)
+    conf = getattr(getattr(getattr(inner, "rule", None), "w", None), "config", None)
+    if not isinstance(conf, Mapping):
+        return False
+    trained = bool(conf.get("observe_regenerated", False))
+    if trained == bool(booked):
+        return False
+    logging.getLogger("trimpomdp").warning(
+        "policy %r was trained with %s, but this run %s: its min / product features differ "
+        "from training (%s to match)", spec,
+        "strong steps' PRM scores booked" if trained else "a regenerated step counting 1.0",
+        "books strong steps' PRM scores" if booked else "counts a regenerated step as 1.0",
+        "--score-strong-steps" if trained else "--no-score-strong-steps")
+    return True
+
+
 def _horizon(factory: Callable[..., Any]) -> int | None:
     horizon = getattr(factory, "max_steps", None)
     if horizon is None:
