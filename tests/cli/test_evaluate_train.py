@@ -26,6 +26,13 @@ def test_train_agg_then_simulate(tmp_path, capsys):
     assert main(["simulate", "--policy", f"agg:{ck}", "--n", "50", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["policy"].startswith("agg:")
     assert main(["simulate", "--policy", f"seq:{ck}", "--n", "5"]) == 2  # wrong type
+    doc = json.loads(ck.read_text())
+    assert doc["config"]["observe_regenerated"] is True  # the release's bookkeeping, recorded
+    off = tmp_path / "agg_off.json"
+    assert main(["train-agg", "--lambda", "0.3", "--out", str(off), "--iterations", "1",
+                 "--episodes", "32", "--no-observe-regenerated"]) == 0
+    assert json.loads(off.read_text())["config"]["observe_regenerated"] is False
+    capsys.readouterr()
 
 
 def test_train_agg_bad_lambda(tmp_path, capsys):

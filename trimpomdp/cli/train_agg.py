@@ -17,6 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=512, help="episodes per PPO iteration")
     p.add_argument("--seed", type=int, default=0, help="random seed (integer >= 0)")
     p.add_argument("--seq", action="store_true", help="train TRIM-Seq (GRU) instead")
+    p.add_argument("--observe-regenerated", action=argparse.BooleanOptionalAction, default=True,
+                   help="book each strong step's PRM score into the min / product features, as "
+                   "the release's loop and `trimpomdp run` (--score-strong-steps) do (default: "
+                   "on; off: a regenerated step counts 1.0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     check_number(args.seed, "--seed", lo=0, integer=True, field="seed")
     check_output_path(args.out, suffixes=(".json",))
     cfg = PPOConfig(lam=args.lam, iterations=args.iterations, episodes_per_iter=args.episodes,
-                    seed=args.seed)
+                    seed=args.seed, observe_regenerated=args.observe_regenerated)
     pol = train_ppo("seq" if args.seq else "agg", args.lam, config=cfg, progress=True)
     pol.save(args.out)
     last = pol.w.info["curve"][-1]
