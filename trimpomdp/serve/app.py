@@ -39,6 +39,7 @@ from trimpomdp.generation.wiring import (
     build_upstreams,
     new_router,
     resolve_max_steps,
+    warn_learned_bookkeeping,
 )
 from trimpomdp.serve.budget import BudgetRouters, RouterChoice
 from trimpomdp.serve.config import ServeConfig
@@ -150,6 +151,8 @@ class TrimServer:
                 await self.upstreams.check()
             await self.routers.start()
             default = await self.routers.choose(None)
+            # serve's loop books strong steps' PRM scores (LoopConfig's default)
+            warn_learned_bookkeeping(default.factory, LoopConfig().score_strong_steps, c.policy)
             self.max_steps = resolve_max_steps(c.max_steps, self.profile.max_steps,
                                                default.factory, c.policy)
             self.runner = web.AppRunner(self.app(), handler_cancellation=True,
