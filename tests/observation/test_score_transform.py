@@ -201,8 +201,9 @@ def test_simulator_and_vectorised_rule_see_the_transform():
         r1 = simulate(pomdp_router(pol, belief=belief, record=False), sc)
         r0 = simulate(pomdp_router(pol0, belief=belief, record=False), sg)
         assert r1.summary() == r0.summary()
-        v1 = rollout(sc, pomdp_act(pol, belief=belief))
-        v0 = rollout(sg, pomdp_act(pol0, belief=belief))
+        a1, a0 = pomdp_act(pol, belief=belief), pomdp_act(pol0, belief=belief)
+        v1 = rollout(sc, a1, observe=a1.observe)  # strong scores booked, as simulate() does
+        v0 = rollout(sg, a0, observe=a0.observe)
         np.testing.assert_array_equal(v1.correct, v0.correct)
         np.testing.assert_array_equal(v1.strong_tokens, v0.strong_tokens)
         drop = {"policy"}  # vectorised rule == per-step router, up to the name
