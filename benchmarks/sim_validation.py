@@ -19,10 +19,20 @@ and the paired-step calibrations ("after", ``data/sim/calibration_math500_paired
 previous ``sim_validation.json`` (they use the Thr rows only and are deterministic, so only the
 POMDP predictions are recomputed). Writes ``benchmarks/results/sim_validation.{md,json}``.
 ``--quick``: small n, 4 bootstrap refits.
+
+``--trial JSON`` (writes nothing): refit the paired calibration on the Thr curve with extra fixed
+simulator parameters (the opt-in assumptions 1c, 1d, 3b, 5c of :mod:`trimpomdp.sim.calibrated`),
+optionally on other pools (``--trial-pools``) or grids (``--trial-grid``), and print the Thr
+check of ``benchmarks/calibration.py`` (n 20000, seed 0) and the exact-rule POMDP check per seed
+(``--seed`` and ``--extra-seeds``) and pooled, e.g.::
+
+    python benchmarks/sim_validation.py --trial '{"hard_step_share": 0.65}'
+    python benchmarks/sim_validation.py --trial '{}'     # the default calibration's refit
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -40,6 +50,7 @@ from trimpomdp.sim.calibrated import (
     CalibratedSimulator,
     load_simulator,
 )
+from trimpomdp.sim.pools import ScorePools
 from trimpomdp.sim.fitting import DEFAULT_GRID, fit_thr, params_of, tolerance_errors
 from trimpomdp.sim.validation import (
     bootstrap_predictions,
@@ -64,14 +75,76 @@ def release_rows():
     return thr, pom
 
 
-def fit_paired(thr, start=None, sweeps=3, n=4000, objective="all", progress=None):
+def fit_paired(thr, start=None, sweeps=3, n=4000, objective="all", progress=None, extra=None,
+               pools=None, grid_update=None):
+    """Thr-only coordinate fit of the paired calibration; ``extra``: fixed simulator parameters
+    (not fitted), e.g. ``{"hard_step_share": 0.65}``; ``pools``: a pools file (default: the
+    bundled paired pools)."""
     base = CalibratedSimulator(paired_tokens=True, score_shift=(0.5, 1.0, 4.0),
-                               draft_len_exp=0.7, error_score_corr=ERROR_SCORE_CORR).fit()
+                               draft_len_exp=0.7, error_score_corr=ERROR_SCORE_CORR,
+                               **(extra or {})).fit(None if pools is None else
+                                                    ScorePools.load(pools))
     grid = dict(DEFAULT_GRID)
     grid["d_ok"] = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
     grid = {"ok_logit_scale": grid.pop("ok_logit_scale"), **grid}
+    grid.update({k: tuple(v) for k, v in (grid_update or {}).items()})
     return fit_thr(base, thr, start=start, sweeps=sweeps, n=n, objective=objective,
                    grid=grid, progress=progress)
+
+
+def seed_check(sim, pom, policies, seeds, n, first=None):
+    """Exact-rule POMDP prediction per scenario seed and pooled over the seeds (the mean of the
+    per-seed simulated values; SEs combined); ``first``: the table of ``seeds[0]`` if known."""
+    per_seed = {}
+    for sd in seeds:
+        if sd == seeds[0] and first is not None:
+            per_seed[sd] = first
+            continue
+        sc = sim.scenario(n, sd)
+        per_seed[sd] = compare(pomdp_curve(sc, {float(r["cost_per_token"]):
+                                                policies[float(r["cost_per_token"])]
+                                                for r in pom}), pom, "cost_per_token")
+    pooled = []
+    for j, m in enumerate(pom):
+        sims = [per_seed[sd][j] for sd in seeds]
+        row = {k: float(np.mean([r[k] for r in sims])) for k in sims[0]
+               if isinstance(sims[0][k], float) and not k.endswith("_se")}
+        for k in ("accuracy", "mean_strong_tokens", "mean_strong_calls", "target_token_frac"):
+            row[f"{k}_se"] = float(np.sqrt(np.mean([r[f"{k}_se"] ** 2 for r in sims])
+                                           / len(sims)))
+        sim_pt = {"accuracy": row["accuracy_sim"], "mean_strong_tokens":
+                  row["mean_strong_tokens_sim"], "mean_strong_calls": row["mean_strong_calls_sim"],
+                  "target_token_frac": row["target_token_frac_sim"]}
+        row.update(tolerance_errors(sim_pt, m))
+        row["param"] = float(m["cost_per_token"])
+        pooled.append(row)
+    return per_seed, pooled
+
+
+def trial(args, thr, pom):
+    """``--trial``: refit on Thr with extra fixed parameters, print the Thr check of
+    ``benchmarks/calibration.py`` and the seed check of the POMDP prediction; writes nothing."""
+    from calibration import curve, stats
+
+    extra = json.loads(args.trial)
+    t0 = time.time()
+    start = params_of(load_simulator(calibration=PAIRED_CALIBRATION_FILE))
+    sim, rec = fit_paired(thr, start=start, extra=extra, pools=args.trial_pools,
+                          grid_update=json.loads(args.trial_grid or "{}"))
+    print(f"extra {extra}, pools {args.trial_pools or 'bundled'}, grid {args.trial_grid}: Thr fit {rec['params']}, loss {rec['loss']:.4f} "
+          f"({time.time() - t0:.0f} s)")
+    st = stats(curve(sim.scenario(20000, 0), thr))
+    print(f"Thr check (calibration.py, n 20000, seed 0): acc within ±0.03 "
+          f"{st['acc_within_0.03']}/{st['n_points']}, frac within ±0.05 "
+          f"{st['frac_within_0.05']}/{st['n_points']}, acc MAE {st['acc_mae']:.4f}")
+    policies = pomdp_policies(load_model(), [r["cost_per_token"] for r in pom])
+    seeds = [args.seed] + [int(x) for x in args.extra_seeds.split(",") if x.strip()]
+    per_seed, pooled = seed_check(sim, pom, policies, seeds, args.n)
+    for sd, rows in list(per_seed.items()) + [("pooled", pooled)]:
+        sc_ = score(rows)
+        print(f"seed {sd}: acc {sc_['acc_within']}/8, C̄ {sc_['tokens_within']}/8, both "
+              f"{sc_['both_within']}/8, Δacc " + " ".join(f"{r['d_acc']:+.3f}" for r in rows)
+              + f", mean Δacc {np.mean([r['d_acc'] for r in rows]):+.4f}")
 
 
 def table(rows, key_label):
@@ -115,7 +188,17 @@ def main() -> None:
                     help="more scenario seeds for the default calibration's exact-rule check")
     ap.add_argument("--reuse-fits", action="store_true",
                     help="reuse the split tables and bootstrap refits of the previous JSON")
+    ap.add_argument("--trial", metavar="JSON",
+                    help="refit on Thr with these extra fixed simulator parameters (e.g. "
+                         "'{\"hard_step_share\": 0.65}'), print the Thr and seed checks, "
+                         "write nothing")
+    ap.add_argument("--trial-pools", metavar="PATH", help="--trial on these pools")
+    ap.add_argument("--trial-grid", metavar="JSON",
+                    help="--trial with these grids (parameter -> values) replacing the default")
     args = ap.parse_args()
+    if args.trial:
+        trial(args, *release_rows())
+        return
     if args.quick:
         args.n, args.boot, args.boot_n = 1000, 4, 1000
     t0 = time.time()
@@ -181,26 +264,8 @@ def main() -> None:
         print(name, res["pomdp_score"], f"{time.time() - t0:.0f}s")
     # seed robustness of the default calibration's exact-rule prediction (same n, other seeds)
     seeds = [args.seed] + [int(x) for x in args.extra_seeds.split(",") if x.strip()]
-    per_seed = {args.seed: report["simulators"]["after (paired steps, all Thr columns)"]["pomdp"]}
-    for sd in seeds[1:]:
-        sc = after.scenario(args.n, sd)
-        per_seed[sd] = compare(pomdp_curve(sc, {float(r["cost_per_token"]):
-                                                policies[float(r["cost_per_token"])]
-                                                for r in pom}), pom, "cost_per_token")
-    pooled = []
-    for j, m in enumerate(pom):
-        sims = [per_seed[sd][j] for sd in seeds]
-        row = {k: float(np.mean([r[k] for r in sims])) for k in sims[0]
-               if isinstance(sims[0][k], float) and not k.endswith("_se")}
-        for k in ("accuracy", "mean_strong_tokens", "mean_strong_calls", "target_token_frac"):
-            row[f"{k}_se"] = float(np.sqrt(np.mean([r[f"{k}_se"] ** 2 for r in sims])
-                                           / len(sims)))
-        sim_pt = {"accuracy": row["accuracy_sim"], "mean_strong_tokens":
-                  row["mean_strong_tokens_sim"], "mean_strong_calls": row["mean_strong_calls_sim"],
-                  "target_token_frac": row["target_token_frac_sim"]}
-        row.update(tolerance_errors(sim_pt, m))
-        row["param"] = float(m["cost_per_token"])
-        pooled.append(row)
+    per_seed, pooled = seed_check(after, pom, policies, seeds, args.n, first=report["simulators"][
+        "after (paired steps, all Thr columns)"]["pomdp"])
     report["seeds"] = {"seeds": seeds, "per_seed_score": {str(k): score(v)
                                                           for k, v in per_seed.items()},
                        "pooled": pooled, "pooled_score": score(pooled)}

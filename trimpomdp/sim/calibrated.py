@@ -91,6 +91,43 @@ the measured TRIM-Thr curve on an independent seed in ``benchmarks/calibration.p
    regenerated step counting 1.0 in the min) the simulated POMDP kept regenerating after a
    wrong strong step, which is the +11 … +16 strong tokens it had too many at λ ≥ 0.65.
 
+**Checked against the data and kept opt-in** (issue 19: the default calibration has none of them,
+because none improves the out-of-sample check below; ``benchmarks/sim_validation.py --trial``
+refits the Thr curve with one of them and prints that check):
+
+1c. ``weak_step_profile`` m(t): step t of the weak model is correct with p_w^m(t) (δ_w refitted).
+    Data: in the release's 1.5B MATH-train solutions (``data/trim_release/steps_qwen2.5-1.5b-
+    instruct_math-train.json``: step counts of correct solutions, first-error step of wrong ones)
+    the first-error hazard at step 1 is 0.13 (step 2: 0.19), while the default simulator's
+    weak-only solutions, with the same rule (first step scoring < 0.35), have 0.22 at step 1;
+    m = (0.4, 1) brings step 1 to 0.14 and leaves steps 2–7 within ±0.02 of the data (default
+    shape parameters).
+1d. ``hard_step_share`` φ: a share φ of a solution's error hazard sits on one hard step (uniform
+    position; exponents m_h = 1 − φ + φL, others 1 − φ, so every solution accuracy p^L is
+    unchanged), for both writers. Data: in the 7B dumps the first errors of a problem's wrong
+    solutions cluster: within-problem variance of the relative first-error position 0.044 vs
+    0.071 under constant hazard (same p_j and lengths), the modal step holds 43 % vs 36 % of
+    them; φ ≈ 0.65 reproduces both.
+3b. ``invisible_failures``: a solution can fail with no step error (rate per problem
+    ``ScorePools.n_invisible / n_total``; its last step fails for both writers and is scored
+    as a correct step). Data: 1,180 of the 4,873 wrong 7B solutions (24 %) have no final
+    ``\boxed{}`` answer; the PRM sees nothing in them (median min score 0.972, like correct
+    solutions' 0.981; a step < 0.35 in 22 % of them vs 79 % of the other wrong ones), yet the
+    default pools count their lowest step as a first error. Built with
+    ``ScorePools.from_traces(..., unboxed_invisible=True)`` (not bundled).
+5c. ``err_len_scale`` κ: first-wrong drafts have κ × their paired tokens (Thr's discarded
+    draft tokens per call are flat in k, 77–81, the simulator's fall from 89 to 75).
+
+Measured (refit on Thr, then the exact-rule POMDP check over seeds 0, 1, 2 at 4000 problems;
+pooled accuracy within ±0.03 / mean Δacc; Thr check of ``benchmarks/calibration.py``): default
+6/8, −0.018, Thr 19/21; 1c m = (0.4, 1): 6/8, −0.016, 19/21; 1d φ = 0.65: 6/8, −0.018, 19/21
+(Thr loss 2.02 vs 1.68); 3b: 6/8, +0.008, but Thr 8/21 (the simulated Thr curve rises above
+strong-only: 0.761 at k = 0.95) and C̄ 5/8; 5c: the Thr fit keeps κ = 1 (κ = 0.8 raises the
+discarded-token term from 0.30 to 0.50), while the POMDP prediction moves a lot with κ (0.6, default parameters otherwise, no refit:
+mean Δacc +0.029, calls at λ = 0.85 0.68 vs 0.44), so the prediction of the POMDP's few cheap
+regenerations hangs on the length of short wrong drafts, which Thr's means do not pin down.
+Dropping the 1,180 unboxed solutions from the pools altogether: Thr 4/21, mean Δacc +0.025.
+
 The paired model's shape parameters (d_ok, d_err, d_post, a, γ, ρ, τ, β; r is measured) are fitted on the measured
 TRIM-Thr curve only (:func:`trimpomdp.sim.fitting.fit_thr`); the measured TRIM-POMDP curve is the
 out-of-sample check (:mod:`trimpomdp.sim.validation`, ``benchmarks/sim_validation.py``).
@@ -141,6 +178,16 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+def _remap_uniform(u: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Monotone map of uniforms u with u' < p exactly when u < q (so P(u' < p) = q).
+
+    The engine decides a step correct when u_w < p_w (one p_w per problem); this gives step t
+    the accuracy q[:, t] instead while keeping the draws (common random numbers) and their order.
+    """
+    p, q = np.broadcast_to(p, u.shape), np.clip(np.broadcast_to(q, u.shape), 1e-12, 1 - 1e-12)
+    return np.where(u < q, u * (p / q), p + (u - q) * ((1.0 - p) / (1.0 - q)))
+
+
 class CalibratedSimulator(BaseEstimator):
     """Problem-level simulator fitted to real PRM score pools and the release's endpoints.
 
@@ -182,10 +229,22 @@ class CalibratedSimulator(BaseEstimator):
         r of assumption 7b: the scores of a simulated solution's first-error and post-error
         steps share one Gaussian factor (normal-score correlation r; marginals unchanged). Only
         with ``paired_tokens``.
+    weak_step_profile : sequence of float > 0
+        m(1), m(2), … of assumption 1c (opt-in): step t of the weak model is correct with
+        p_w^m(t) (last value repeated; empty: constant, assumption 1). Only with ``paired_tokens``.
+    hard_step_share : float in [0, 1)
+        φ of assumption 1d (opt-in): share of a solution's error hazard on one hard step, for
+        both writers. Only with ``paired_tokens``; not combinable with ``weak_step_profile``.
+    invisible_failures : bool
+        Assumption 3b (opt-in): solutions can fail without a step error at the pools' rate
+        ``n_invisible / n_total`` (needs pools built with ``unboxed_invisible=True``).
+    err_len_scale : float > 0
+        κ of assumption 5c (opt-in): a first-wrong draft has κ times its paired tokens.
     """
 
     _SHAPE_PARAMS = ("score_shift", "strong_len_corr", "draft_len_exp", "ok_logit_scale",
-                     "weak_difficulty_sd", "score_difficulty", "error_score_corr")
+                     "weak_difficulty_sd", "score_difficulty", "error_score_corr",
+                     "weak_step_profile", "hard_step_share", "err_len_scale")
 
     def __init__(self, weak_accuracy: float = RELEASE_ENDPOINTS["weak_accuracy"],
                  strong_accuracy: float = RELEASE_ENDPOINTS["strong_accuracy"],
@@ -195,8 +254,14 @@ class CalibratedSimulator(BaseEstimator):
                  max_steps: int = DEFAULT_MAX_STEPS, paired_tokens: bool = False,
                  strong_len_corr: float = 0.0, draft_len_exp: float = 1.0,
                  ok_logit_scale: float = 1.0, weak_difficulty_sd: float = 0.0,
-                 score_difficulty: float = 0.0, error_score_corr: float = 0.0) -> None:
+                 score_difficulty: float = 0.0, error_score_corr: float = 0.0,
+                 weak_step_profile: Sequence[float] = (), hard_step_share: float = 0.0,
+                 invisible_failures: bool = False, err_len_scale: float = 1.0) -> None:
         self.score_shift = score_shift
+        self.err_len_scale = err_len_scale
+        self.invisible_failures = invisible_failures
+        self.hard_step_share = hard_step_share
+        self.weak_step_profile = weak_step_profile
         self.error_score_corr = error_score_corr
         self.weak_difficulty_sd = weak_difficulty_sd
         self.score_difficulty = score_difficulty
@@ -218,24 +283,31 @@ class CalibratedSimulator(BaseEstimator):
         pools, tot = self.pools_, 0.0
         for j in range(pools.n_problems):
             o, c = pools.offsets["lengths"][j], pools.counts["lengths"][j]
-            tot += float(np.mean(p[j] ** pools.values["lengths"][o:o + c]))
+            tot += float(np.mean(p[j] ** pools.values["lengths"][o:o + c])) * self._visible[j]
         return tot / pools.n_problems
 
-    def _expected_acc_mixed(self, delta: float, tau: float) -> float:
-        """Expected solution accuracy with per-problem logit noise τ·z (Gauss–Hermite, 15 nodes)."""
+    def _expected_acc_mixed(self, delta: float, tau: float,
+                            cum_profile: np.ndarray | None = None) -> float:
+        """Expected solution accuracy with per-problem logit noise τ·z (Gauss–Hermite, 15 nodes);
+        ``cum_profile[l]`` = Σ_{t<=l} m(t), the exponent of p for a solution of l steps
+        (assumption 1c; ``None``: l)."""
         x, w = np.polynomial.hermite_e.hermegauss(15)
         w = w / w.sum()
         p = _sigmoid(self._base_logit[:, None] + delta + tau * x[None, :]) ** (
             1.0 / self._mean_len[:, None])                                   # (J, K)
         lens, mask = self._len_mat
+        if cum_profile is not None:
+            lens = cum_profile[lens.astype(np.int64)]
         acc = (p[:, :, None] ** lens[:, None, :] * mask[:, None, :]).sum(-1) / mask.sum(-1)[:, None]
-        return float((acc @ w).mean())
+        return float(((acc @ w) * self._visible).mean())
 
-    def _fit_delta(self, target: float, tau: float = 0.0) -> float:
+    def _fit_delta(self, target: float, tau: float = 0.0,
+                   cum_profile: np.ndarray | None = None) -> float:
         lo, hi = -15.0, 15.0
         for _ in range(60):
             mid = 0.5 * (lo + hi)
-            acc = self._expected_acc(mid) if tau == 0.0 else self._expected_acc_mixed(mid, tau)
+            acc = (self._expected_acc(mid) if tau == 0.0 and cum_profile is None
+                   else self._expected_acc_mixed(mid, tau, cum_profile))
             if acc < target:
                 lo = mid
             else:
@@ -260,7 +332,17 @@ class CalibratedSimulator(BaseEstimator):
                              "ScorePools.from_traces).", field="paired_tokens")
         self.pools_ = pools
         P = self.pools_
-        a = (P.n_correct + 0.5) / (P.n_total + 1.0)
+        inv = np.zeros(P.n_problems)
+        if self.invisible_failures:  # assumption 3b
+            if not self.paired_tokens or P.n_invisible is None:
+                raise InputError("invisible_failures needs paired_tokens and pools with "
+                                 "n_invisible (ScorePools.from_traces(..., "
+                                 "unboxed_invisible=True)).", field="invisible_failures")
+            inv = P.n_invisible.astype(float)
+        #: per problem: probability that a solution can fail without a step error (3b)
+        self.invisible_rate_ = inv / P.n_total
+        self._visible = 1.0 - self.invisible_rate_
+        a = (P.n_correct + 0.5) / (P.n_total - inv + 1.0)
         self._base_logit = _logit(a)
         lens = P.values["lengths"]
         self._mean_len = np.array([lens[o:o + c].mean() for o, c in
@@ -309,10 +391,25 @@ class CalibratedSimulator(BaseEstimator):
             raise InputError(f"error_score_corr must be in [0, 1). Got {r!r}.",
                              field="error_score_corr")
         self.err_corr_ = r if self.paired_tokens else 0.0
+        kap = nonneg_float(self.err_len_scale, "err_len_scale", strict=True)
+        self.err_len_scale_ = float(kap) if self.paired_tokens else 1.0
+        phi = float(unit_float(self.hard_step_share, "hard_step_share"))
+        self.hard_share_ = phi if self.paired_tokens else 0.0
         self.tau_ = tau if self.paired_tokens else 0.0
         self.beta_ = beta if self.paired_tokens else 0.0
-        self.delta_w_tau_ = (self._fit_delta(float(self.weak_accuracy), self.tau_)
-                             if self.tau_ > 0 else self.delta_w_)
+        prof = np.asarray(self.weak_step_profile, dtype=float).ravel()
+        if prof.size and (not np.all(np.isfinite(prof)) or np.any(prof <= 0)):
+            raise InputError(f"weak_step_profile must hold positive numbers. Got "
+                             f"{self.weak_step_profile!r}.", field="weak_step_profile")
+        self.step_profile_ = (self._profile_cols(prof, int(self.max_steps))
+                              if prof.size and self.paired_tokens else None)
+        if self.step_profile_ is not None and self.hard_share_ > 0:
+            raise InputError("weak_step_profile and hard_step_share cannot be combined (each "
+                             "remaps the same uniforms).", field="hard_step_share")
+        cum = (None if self.step_profile_ is None else
+               np.concatenate([[0.0], np.cumsum(self.step_profile_)]))
+        self.delta_w_tau_ = (self._fit_delta(float(self.weak_accuracy), self.tau_, cum)
+                             if self.tau_ > 0 or cum is not None else self.delta_w_)
         tok = P.values["step_tokens"]
         mean_tok = np.array([tok[o:o + c].mean() for o, c in
                              zip(P.offsets["step_tokens"], P.counts["step_tokens"])])
@@ -416,6 +513,8 @@ class CalibratedSimulator(BaseEstimator):
         for pool in ("ok", "err", "post"):
             arrays[f"ss_{pool}"] = P.draw(pool, prob, u_ss[pool])
         p_w = self.p_weak_[prob]
+        if self.step_profile_ is not None and self.tau_ == 0:
+            p_w = self._solution_acc(self.delta_w_tau_)[prob] ** (1.0 / self._mean_len[prob])
         if self.tau_ > 0 or self.beta_ != 0:  # assumption 1b (drawn last: other draws unchanged)
             z: np.ndarray = np.asarray(rng.standard_normal(prob.shape[0]))
             if self.tau_ > 0:
@@ -439,8 +538,36 @@ class CalibratedSimulator(BaseEstimator):
             arrays.update(new)
             for pool in ("err", "post"):
                 arrays[f"ss_{pool}"] = S.draw(pool, prob, tie(u_ss[pool]))
-        return Scenario(L=L.astype(np.int64), p_w=p_w, p_s=self.p_strong_[prob],
+        if self.step_profile_ is not None:  # assumption 1c: u_w < p_w with P = p_w ** m(t)
+            arrays["u_w"] = _remap_uniform(arrays["u_w"], p_w[:, None],
+                                           p_w[:, None] ** self.step_profile_[None, :])
+        p_s = self.p_strong_[prob]
+        if self.hard_share_ > 0:  # assumption 1d (drawn last: the other draws are unchanged)
+            phi, n = self.hard_share_, prob.shape[0]
+            hard = np.minimum(L - 1, (rng.random(n) * L).astype(np.int64))
+            m = np.full(shape, 1.0 - phi)
+            m[np.arange(n), hard] += phi * L
+            arrays["u_w"] = _remap_uniform(arrays["u_w"], p_w[:, None], p_w[:, None] ** m)
+            arrays["u_s"] = _remap_uniform(arrays["u_s"], p_s[:, None], p_s[:, None] ** m)
+        if self.invisible_failures:  # assumption 3b (drawn last: the other draws are unchanged)
+            i = np.nonzero(rng.random(prob.shape[0]) < self.invisible_rate_[prob])[0]
+            t = L[i] - 1
+            for k in ("u_w", "u_s"):
+                arrays[k] = np.array(arrays[k], dtype=float)
+                arrays[k][i, t] = 1.0  # both writers' last step fails
+            for a, b in (("sc_err", "sc_ok"), ("ss_err", "ss_ok"), ("n_w_err", "n_w"),
+                         ("n_s_err", "n_s")):
+                arrays[a][i, t] = arrays[b][i, t]  # ... and looks like a correct step
+        return Scenario(L=L.astype(np.int64), p_w=p_w, p_s=p_s,
                         problem=prob, seed=seed, source="calibrated-paired", **arrays)
+
+    @staticmethod
+    def _profile_cols(prof: np.ndarray, horizon: int) -> np.ndarray:
+        """m(t) for t = 1 … horizon: the profile, its last value repeated."""
+        out = np.full(horizon, float(prof[-1]))
+        k = min(horizon, prof.size)
+        out[:k] = prof[:k]
+        return out
 
     def _sorted_pools(self) -> ScorePools:
         """The pools with every problem's score pools (and their paired tokens) sorted by score,
@@ -456,7 +583,7 @@ class CalibratedSimulator(BaseEstimator):
             self._sorted_cache = ScorePools(problem_ids=P.problem_ids, n_correct=P.n_correct,
                                             n_total=P.n_total, values=values,
                                             offsets=P.offsets, counts=P.counts,
-                                            provenance=P.provenance)
+                                            provenance=P.provenance, n_invisible=P.n_invisible)
         return self._sorted_cache
 
     def _paired_draws(self, P: ScorePools, prob: np.ndarray, u_pool: Mapping[str, np.ndarray],
@@ -475,7 +602,9 @@ class CalibratedSimulator(BaseEstimator):
             arrays[f"sc_{pool}"] = x
             n_raw = np.maximum(1, n_raw).astype(float)
             kw, ks = names[pool]
-            arrays[kw] = np.maximum(1, np.rint(n_raw ** gamma * self.scale_w_)).astype(np.int64)
+            kap = self.err_len_scale_ if pool == "err" else 1.0
+            arrays[kw] = np.maximum(1, np.rint(n_raw ** gamma * self.scale_w_ * kap)
+                                    ).astype(np.int64)
             strong = n_raw ** rho * indep ** (1.0 - rho)
             arrays[ks] = np.maximum(1, np.rint(strong * self.scale_s_)).astype(np.int64)
         return arrays
@@ -509,7 +638,11 @@ def load_simulator(pools: str | os.PathLike[str] | None = None, *,
                   "ok_logit_scale": p.get("ok_logit_scale", 1.0),
                   "weak_difficulty_sd": p.get("weak_difficulty_sd", 0.0),
                   "score_difficulty": p.get("score_difficulty", 0.0),
-                  "error_score_corr": p.get("error_score_corr", 0.0)}
+                  "error_score_corr": p.get("error_score_corr", 0.0),
+                  "weak_step_profile": tuple(doc.get("weak_step_profile", ())),
+                  "hard_step_share": p.get("hard_step_share", 0.0),
+                  "invisible_failures": bool(p.get("invisible_failures", False)),
+                  "err_len_scale": p.get("err_len_scale", 1.0)}
     elif "score_shift" in doc:
         fitted = {"score_shift": tuple(doc["score_shift"])}
     else:

@@ -114,7 +114,8 @@ def shape_kwargs(params: Mapping[str, float]) -> dict[str, Any]:
             "ok_logit_scale": float(params["ok_logit_scale"]),
             "weak_difficulty_sd": float(params.get("weak_difficulty_sd", 0.0)),
             "score_difficulty": float(params.get("score_difficulty", 0.0)),
-            "error_score_corr": float(params.get("error_score_corr", 0.0))}
+            "error_score_corr": float(params.get("error_score_corr", 0.0)),
+            "err_len_scale": float(params.get("err_len_scale", 1.0))}
 
 
 def params_of(sim: CalibratedSimulator) -> dict[str, float]:
@@ -126,6 +127,8 @@ def params_of(sim: CalibratedSimulator) -> dict[str, float]:
     d["weak_difficulty_sd"] = float(sim.weak_difficulty_sd)
     d["score_difficulty"] = float(sim.score_difficulty)
     d["error_score_corr"] = float(getattr(sim, "error_score_corr", 0.0))
+    if float(getattr(sim, "err_len_scale", 1.0)) != 1.0:  # omitted at 1: older fits stay equal
+        d["err_len_scale"] = float(sim.err_len_scale)
     return d
 
 

@@ -37,6 +37,10 @@ class ScorePools:
     Optional paired pools ``ok_tokens``, ``err_tokens``, ``post_tokens`` (same counts as the
     score pools) hold the token count of the same real step as each score; with them
     :meth:`draw_paired` draws (score, tokens) jointly (:attr:`paired`).
+
+    ``n_invisible`` (optional, per problem): wrong solutions counted in ``n_total`` that have
+    no step error to score (``from_traces(..., unboxed_invisible=True)``: no final ``\boxed{}``
+    answer); their steps are in no score pool (lengths and step tokens only).
     """
 
     problem_ids: tuple[str, ...]
@@ -46,11 +50,17 @@ class ScorePools:
     offsets: dict[str, np.ndarray]
     counts: dict[str, np.ndarray]
     provenance: dict[str, Any] = field(default_factory=dict)
+    n_invisible: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.problem_ids)
         if n == 0:
             raise InputError("pools must hold at least one problem.", field="problem_ids")
+        if self.n_invisible is not None and (
+                self.n_invisible.shape != (n,) or np.any(self.n_invisible < 0)
+                or np.any(self.n_invisible > self.n_total - self.n_correct)):
+            raise InputError("n_invisible must hold one count per problem, at most its wrong "
+                             "solutions.", field="n_invisible")
         for name in _POOL_NAMES:
             if self.offsets[name].shape != (n,) or self.counts[name].shape != (n,):
                 raise InputError(f"pool '{name}' must have one offset and count per problem.",
@@ -76,8 +86,13 @@ class ScorePools:
 
     @classmethod
     def from_traces(cls, traces: Sequence[StepTrace], *, error_threshold: float = 0.35,
-                    max_steps: int = DEFAULT_MAX_STEPS) -> ScorePools:
-        """Pools from scored solutions grouped by problem (``problem_id`` before '#')."""
+                    max_steps: int = DEFAULT_MAX_STEPS,
+                    unboxed_invisible: bool = False) -> ScorePools:
+        """Pools from scored solutions grouped by problem (``problem_id`` before '#').
+
+        ``unboxed_invisible``: a wrong solution whose ``meta["boxed_answer"]`` is None (no final
+        boxed answer) is counted in ``n_invisible`` and kept out of the score pools (it has no
+        first error to score: see assumption 3b of :mod:`trimpomdp.sim.calibrated`)."""
         groups: dict[str, list[Any]] = {}
         for tr in traces:
             if tr.correct is None or tr.tokens is None:
@@ -87,15 +102,19 @@ class ScorePools:
         ids = tuple(sorted(groups))
         names = _POOL_NAMES + _PAIRED_NAMES
         pools: dict[str, list[list[float]]] = {k: [] for k in names}
-        n_corr, n_tot = [], []
+        n_corr, n_tot, n_inv = [], [], []
         for pid in ids:
             ok, err, post, tok, lens = [], [], [], [], []
             okt, errt, postt = [], [], []
+            inv = 0
             for tr in groups[pid]:
                 s, n = list(tr.scores), list(tr.tokens)
                 lens.append(min(len(s), max_steps))
                 tok.extend(tr.tokens[:max_steps])
-                if tr.correct:
+                if (unboxed_invisible and not tr.correct and "boxed_answer" in tr.meta
+                        and tr.meta["boxed_answer"] is None):
+                    inv += 1
+                elif tr.correct:
                     ok.extend(s)
                     okt.extend(n)
                 else:
@@ -111,6 +130,7 @@ class ScorePools:
                 pools[k].append(v)
             n_corr.append(sum(bool(tr.correct) for tr in groups[pid]))
             n_tot.append(len(groups[pid]))
+            n_inv.append(inv)
         values, offsets, counts = {}, {}, {}
         for k in names:
             cnt = np.array([len(v) for v in pools[k]], dtype=np.int64)
@@ -120,7 +140,9 @@ class ScorePools:
             values[k] = np.asarray(flat, dtype=float if k in ("ok", "err", "post") else np.int64)
         return cls(problem_ids=ids, n_correct=np.asarray(n_corr), n_total=np.asarray(n_tot),
                    values=values, offsets=offsets, counts=counts,
-                   provenance={"error_threshold": error_threshold, "n_solutions": len(traces)})
+                   provenance={"error_threshold": error_threshold, "n_solutions": len(traces),
+                               "unboxed_invisible": unboxed_invisible},
+                   n_invisible=np.asarray(n_inv, dtype=np.int64) if unboxed_invisible else None)
 
     def draw(self, name: str, problems: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Draw from each problem's pool with uniforms ``u`` (shape (n, m)); empty pools fall back
@@ -146,10 +168,11 @@ class ScorePools:
             v = self.values[k]
             pools[k] = {"values": (np.round(v, 4).tolist() if v.dtype.kind == "f" else v.tolist()),
                         "counts": self.counts[k].tolist()}
-        return envelope(POOLS_KIND, {"problem_ids": list(self.problem_ids),
-                                     "n_correct": self.n_correct.tolist(),
-                                     "n_total": self.n_total.tolist(), "pools": pools,
-                                     "provenance": self.provenance})
+        doc = {"problem_ids": list(self.problem_ids), "n_correct": self.n_correct.tolist(),
+               "n_total": self.n_total.tolist(), "pools": pools, "provenance": self.provenance}
+        if self.n_invisible is not None:
+            doc["n_invisible"] = self.n_invisible.tolist()
+        return envelope(POOLS_KIND, doc)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write as gzipped JSON (atomically)."""
@@ -176,7 +199,9 @@ class ScorePools:
             return cls(problem_ids=tuple(doc["problem_ids"]),
                        n_correct=np.asarray(doc["n_correct"]), n_total=np.asarray(doc["n_total"]),
                        values=values, offsets=offsets, counts=counts,
-                       provenance=dict(doc.get("provenance", {})))
+                       provenance=dict(doc.get("provenance", {})),
+                       n_invisible=(np.asarray(doc["n_invisible"], dtype=np.int64)
+                                    if "n_invisible" in doc else None))
         except (KeyError, TypeError) as exc:
             raise InputError(f"malformed pools file ({exc})", path=path) from None
 
