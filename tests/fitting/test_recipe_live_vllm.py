@@ -53,6 +53,8 @@ def _replay(policy_spec: str, model, rec: dict) -> list[tuple[list[float] | None
         belief = None if dec.belief is None else [float(x) for x in dec.belief.to_list()]
         q = None if dec.q is None or not weak else [float(x) for x in dec.q]
         out.append((belief, q))
+        if "strong_score" in s:  # the run booked the strong step's PRM score (default)
+            router.observe_regenerated(s["strong_score"])
     return out
 
 
