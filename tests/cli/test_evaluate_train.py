@@ -32,6 +32,14 @@ def test_train_agg_then_simulate(tmp_path, capsys):
     assert main(["train-agg", "--lambda", "0.3", "--out", str(off), "--iterations", "1",
                  "--episodes", "32", "--no-observe-regenerated"]) == 0
     assert json.loads(off.read_text())["config"]["observe_regenerated"] is False
+    warm = tmp_path / "agg_warm.json"
+    assert main(["train-agg", "--lambda", "0.4", "--out", str(warm), "--iterations", "1",
+                 "--episodes", "32", "--init", str(ck)]) == 0
+    assert json.loads(warm.read_text())["info"]["init_from"] == {"kind": "agg", "lam": 0.3}
+    capsys.readouterr()
+    assert main(["train-agg", "--lambda", "0.4", "--out", str(warm), "--seq", "--init",
+                 str(ck)]) == 2  # an Agg checkpoint cannot start a Seq policy
+    assert "agg" in capsys.readouterr().err
     capsys.readouterr()
 
 

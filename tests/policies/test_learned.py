@@ -86,3 +86,32 @@ def test_config_validation():
         train_ppo("transformer", 0.1)
     assert agg_features(0.5, 0.4, 0.2, 150, 15).tolist() == [0.5, 0.4, 0.2, 0.5, 0.5]
     assert agg_features(0.5, 0.4, 0.2, 150, 30, horizon=60).tolist() == [0.5, 0.4, 0.2, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("kind", ["agg", "seq"])
+def test_warm_start_loads_the_checkpoint_exactly(kind):
+    """_load_weights is the inverse of _export: a warm-started net exports the same arrays, and
+    training from it starts from the checkpoint (recorded in info.init_from)."""
+    from trimpomdp.training.ppo import _load_weights
+
+    cfg = PPOConfig(lam=0.1, seed=3)
+    src = _export(_build_net(kind, cfg), kind, cfg, {})
+    torch.manual_seed(99)
+    net = _build_net(kind, cfg)  # other random weights
+    _load_weights(net, kind, src)
+    back = _export(net, kind, cfg, {})
+    for (W0, b0), (W1, b1) in zip(src.actor + src.critic, back.actor + back.critic, strict=True):
+        np.testing.assert_allclose(W1, W0, atol=1e-7)
+        np.testing.assert_allclose(b1, b0, atol=1e-7)
+    for k in src.gru:
+        np.testing.assert_allclose(back.gru[k], src.gru[k], atol=1e-7)
+    pol = train_ppo(kind, 0.2, config=PPOConfig(lam=0.2, iterations=1, episodes_per_iter=32),
+                    init=src)
+    assert pol.w.info["init_from"] == {"kind": kind, "lam": 0.1}
+    other = "seq" if kind == "agg" else "agg"
+    with pytest.raises(InputError, match="warm-start checkpoint must be"):
+        train_ppo(other, 0.2, config=PPOConfig(lam=0.2, iterations=1, episodes_per_iter=32),
+                  init=src)
+    with pytest.raises(InputError, match="hidden sizes differ|does not fit"):
+        train_ppo(kind, 0.2, config=PPOConfig(lam=0.2, iterations=1, episodes_per_iter=32,
+                                              hidden=16, gru_hidden=8), init=src)

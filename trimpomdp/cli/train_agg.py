@@ -6,6 +6,7 @@ import json
 
 from trimpomdp._validate import check_number, check_output_path
 from trimpomdp.cli.solve import LAMBDA_MAX
+from trimpomdp.routing.learned import load_learned_rule
 from trimpomdp.training.ppo import PPOConfig, train_ppo
 
 
@@ -17,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=512, help="episodes per PPO iteration")
     p.add_argument("--seed", type=int, default=0, help="random seed (integer >= 0)")
     p.add_argument("--seq", action="store_true", help="train TRIM-Seq (GRU) instead")
+    p.add_argument("--init", metavar="CKPT", help="warm-start from a trained checkpoint of the "
+                   "same kind (e.g. a smaller λ's): from scratch PPO tends to collapse to "
+                   "weak-only at high λ")
     p.add_argument("--observe-regenerated", action=argparse.BooleanOptionalAction, default=True,
                    help="book each strong step's PRM score into the min / product features, as "
                    "the release's loop and `trimpomdp run` (--score-strong-steps) do (default: "
@@ -30,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.out, suffixes=(".json",))
     cfg = PPOConfig(lam=args.lam, iterations=args.iterations, episodes_per_iter=args.episodes,
                     seed=args.seed, observe_regenerated=args.observe_regenerated)
-    pol = train_ppo("seq" if args.seq else "agg", args.lam, config=cfg, progress=True)
+    kind = "seq" if args.seq else "agg"
+    init = load_learned_rule(args.init, expect=kind) if args.init else None
+    pol = train_ppo(kind, args.lam, config=cfg, progress=True, init=init)
     pol.save(args.out)
     last = pol.w.info["curve"][-1]
     print(json.dumps({"out": args.out, "policy": pol.name, "episodes": pol.w.info["episodes"],

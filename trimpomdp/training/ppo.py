@@ -145,6 +145,36 @@ def _export(net: Any, kind: str, cfg: PPOConfig, info: dict[str, Any], horizon: 
                           horizon=int(horizon))
 
 
+def _load_weights(net: Any, kind: str, w: LearnedWeights) -> None:
+    """Copy a checkpoint's arrays into ``net`` (the inverse of :func:`_export`): a warm start."""
+    import torch
+
+    if w.kind != kind:
+        raise InputError(f"the warm-start checkpoint must be a '{kind}' policy. Got a "
+                         f"'{w.kind}' one instead.", field="init")
+    for seq, layers, part in ((net.actor, w.actor, "actor"), (net.critic, w.critic, "critic")):
+        mods = [m for m in seq if hasattr(m, "weight")]
+        if len(mods) != len(layers) or any(tuple(m.weight.shape) != W.shape
+                                           for m, (W, _) in zip(mods, layers)):
+            raise InputError(f"the warm-start checkpoint's {part} layers do not fit this "
+                             "network (hidden sizes differ).", field="init")
+        with torch.no_grad():
+            for m, (W, b) in zip(mods, layers):
+                m.weight.copy_(torch.tensor(np.array(W), dtype=m.weight.dtype))
+                m.bias.copy_(torch.tensor(np.array(b), dtype=m.bias.dtype))
+    if kind == "seq":
+        names = {"w_ih": "weight_ih_l0", "w_hh": "weight_hh_l0", "b_ih": "bias_ih_l0",
+                 "b_hh": "bias_hh_l0"}
+        with torch.no_grad():
+            for k, attr in names.items():
+                t = getattr(net.gru, attr)
+                a = np.array(w.gru.get(k))
+                if a.shape != tuple(t.shape):
+                    raise InputError("the warm-start checkpoint's GRU does not fit this network.",
+                                     field="init")
+                t.copy_(torch.tensor(a, dtype=t.dtype))
+
+
 def _collect(net: Any, kind: str, sc: Any, rng: Any, fl: float, observe_regenerated: bool = True
              ) -> dict[str, Any]:
     """One batch of episodes on scenario ``sc`` with the stochastic (floored) policy."""
@@ -218,11 +248,15 @@ def _gae(batch: dict[str, Any], cfg: PPOConfig) -> tuple[np.ndarray, np.ndarray]
 
 
 def train_ppo(kind: str, lam: float, *, simulator: Any = None, config: PPOConfig | None = None,
-              progress: bool = False) -> AggRule | SeqRule:
+              progress: bool = False, init: AggRule | SeqRule | LearnedWeights | None = None
+              ) -> AggRule | SeqRule:
     """Train TRIM-Agg (``kind="agg"``) or TRIM-Seq (``"seq"``) for ``lam`` in the simulator.
 
     Each iteration draws fresh problems (seed = config.seed·10⁶ + iteration). Returns the greedy
-    numpy policy; ``policy.w.info`` holds the learning curve.
+    numpy policy; ``policy.w.info`` holds the learning curve. ``init`` warm-starts the networks
+    from a trained policy of the same kind (e.g. the next smaller λ's): from scratch, PPO
+    collapses to weak-only at high λ, where only few, well-aimed regenerations pay; the
+    checkpoint's ``info.init_from`` records the start.
     """
     if kind not in ("agg", "seq"):
         raise InputError(f"kind must be 'agg' or 'seq'. Got {kind!r} instead.", field="kind")
@@ -234,6 +268,12 @@ def train_ppo(kind: str, lam: float, *, simulator: Any = None, config: PPOConfig
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = _build_net(kind, cfg)
+    init_w = getattr(init, "w", init)
+    if init_w is not None:
+        if not isinstance(init_w, LearnedWeights):
+            raise InputError(f"init must be a trained AggRule / SeqRule or LearnedWeights. Got "
+                             f"{type(init).__name__} instead.", field="init")
+        _load_weights(net, kind, init_w)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     curve = []
     t0 = time.time()
@@ -275,8 +315,10 @@ def train_ppo(kind: str, lam: float, *, simulator: Any = None, config: PPOConfig
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
                 opt.step()
-    info = {"seconds": time.time() - t0, "curve": curve,
-            "episodes": cfg.iterations * cfg.episodes_per_iter}
+    info: dict[str, Any] = {"seconds": time.time() - t0, "curve": curve,
+                            "episodes": cfg.iterations * cfg.episodes_per_iter}
+    if init_w is not None:
+        info["init_from"] = {"kind": init_w.kind, "lam": float(init_w.lam)}
     w = _export(net, kind, cfg, info, horizon=sc.horizon)
     return AggRule(w) if kind == "agg" else SeqRule(w)
 
