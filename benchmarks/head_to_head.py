@@ -55,9 +55,9 @@ from trimpomdp.solvers.finite_horizon import FiniteHorizonSolver
 OUT = Path(__file__).resolve().parent / "results"
 THR = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
 LAMS = [0.02, 0.05, 0.1, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 1.2, 2.0]
-AGG_LAMS = [0.01, 0.03, 0.05, 0.1, 0.15, 0.2, 0.23, 0.26, 0.3]
-SEQ_LAMS = [0.03, 0.05, 0.1, 0.12, 0.15, 0.2, 0.25]
-BOOT_AGG_LAMS = [0.03, 0.1, 0.2, 0.26]
+AGG_LAMS = [0.01, 0.03, 0.05, 0.1, 0.15, 0.2, 0.23, 0.26, 0.3, 0.4, 0.55, 0.75]
+SEQ_LAMS = [0.03, 0.05, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.55]
+BOOT_AGG_LAMS = [0.03, 0.1, 0.2, 0.26, 0.4]
 QUERY = [0.05, 0.2, 0.5, 0.8, 0.9, 0.95, 0.99]
 RANDOM = [0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45]
 
@@ -77,17 +77,30 @@ def fmt_iv(v, lo, hi, digits=3):
     return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def learned(kind: str, lam: float, iters: int, sim, tag: str = "") -> object:
+def learned(kind: str, lam: float, iters: int, sim, tag: str = "", init=None) -> object:
+    """A PPO policy for ``lam`` (cached in ckpt/), warm-started from ``init`` if given."""
     from trimpomdp.routing.learned import load_learned_rule
     from trimpomdp.training.ppo import PPOConfig, train_ppo
 
-    path = OUT / "ckpt" / f"{kind}_lam{lam:g}_it{iters}{tag}.json"
+    start = None if init is None else {"kind": kind, "lam": float(init.w.lam)}
+    path = OUT / "ckpt" / f"{kind}_lam{lam:g}_it{iters}{tag}{'' if init is None else '_warm'}.json"
     if path.exists():
-        return load_learned_rule(path, expect=kind)
+        pol = load_learned_rule(path, expect=kind)
+        if pol.w.info.get("init_from") == start:
+            return pol
     pol = train_ppo(kind, lam, simulator=sim, config=PPOConfig(lam=lam, iterations=iters,
-                                                                seed=1))
+                                                                seed=1), init=init)
     pol.save(path)
     return pol
+
+
+def learned_chain(kind: str, lams, iters: int, sim, tag: str) -> dict:
+    """Policies for ascending ``lams``, each warm-started from the previous λ's (the smallest
+    from scratch): from scratch PPO collapses to weak-only at high λ."""
+    out, prev = {}, None
+    for lam in sorted(lams):
+        prev = out[lam] = learned(kind, lam, iters, sim, tag, init=prev)
+    return out
 
 
 CURVE_NAMES = ("TRIM-Thr", "TRIM-POMDP (release rule)", "TRIM-POMDP (Bayes filter)", "TRIM-Agg",
@@ -154,8 +167,8 @@ def calibration_uncertainty(base_sim, policies, args, tag: str) -> dict:
         agg = None
         if args.boot_learned:
             h = hashlib.sha256(json.dumps(prm, sort_keys=True).encode()).hexdigest()[:8]
-            agg = {lam: learned("agg", lam, args.agg_iterations, bsim, f"{tag}_refit{h}")
-                   for lam in BOOT_AGG_LAMS}
+            agg = learned_chain("agg", BOOT_AGG_LAMS, args.agg_iterations, bsim,
+                                f"{tag}_refit{h}")
         _, curves, _, ref = evaluate(bsc, policies, seed=args.seed + i, agg=agg)
         rows = {name: metrics_row(name, pts, ref) for name, pts in curves.items()}
         for name, r in rows.items():
@@ -216,9 +229,9 @@ def main() -> None:
     policies = {lam: solver.solve(TrimPOMDP(model=model, lam=lam)) for lam in LAMS}
     agg = seq = None
     if not args.no_learned:
-        agg = {lam: learned("agg", lam, args.agg_iterations, sim, tag) for lam in AGG_LAMS}
+        agg = learned_chain("agg", AGG_LAMS, args.agg_iterations, sim, tag)
         if not args.no_seq:
-            seq = {lam: learned("seq", lam, args.seq_iterations, sim, tag) for lam in SEQ_LAMS}
+            seq = learned_chain("seq", SEQ_LAMS, args.seq_iterations, sim, tag)
     runs, curves, refs, ref = evaluate(sc, policies, seed=args.seed, agg=agg, seq=seq)
     pomdp_vs_release = []
     rows = [metrics_row(name, pts, ref) for name, pts in curves.items()]
